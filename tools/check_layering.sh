@@ -5,7 +5,7 @@
 # dependency through a root alias would bypass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if git grep -nE '"//:[a-z_]+"' -- '*/BUILD.bazel'; then
+if git grep -nE '"//:[a-z][a-z_]*"' -- '*/BUILD.bazel'; then
   echo "check_layering.sh: depend on the package target (e.g. //core), not on a root alias" >&2
   exit 1
 fi

@@ -1,0 +1,80 @@
+// CancelState: the per-task record of the cancellation protocol (SPEC 4).
+//
+// A task's cancellation goes request → drain → finalize. CancelState holds the part of that
+// protocol that belongs to one task: whether a request arrived, its (strengthened) reason, the
+// cleanup budget the task drains under, whether the task has acknowledged the request at a
+// cancellation point, and the shield depth that defers delivery. Propagation down the region
+// tree, waking suspended tasks and escalation live in //core, which owns one CancelState per
+// task.
+//
+// Thread-safety: not synchronised; the owner (the task's runtime record) serialises access.
+// Lifetime: a plain value owned by the task record.
+//
+// Cancellation contract: requests are idempotent and monotone (SPEC 4.1): the reason only
+// ever strengthens (SPEC 1.4) and the cleanup budget only ever tightens (SPEC 1.5). A request is
+// deliverable when no shield is active (SPEC 4.4); shields nest to kMaxShieldDepth.
+
+#ifndef ASUPERSYNC_CANCEL_CANCEL_STATE_H_
+#define ASUPERSYNC_CANCEL_CANCEL_STATE_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "core/budget.h"
+#include "core/cancel_reason.h"
+
+namespace asupersync {
+
+// Nesting limit of cx.shield() (SPEC 4.4).
+inline constexpr int kMaxShieldDepth = 64;
+
+// What the runtime does when a cancelled task's cleanup budget runs out (SPEC 4.5).
+enum class EscalationPolicy : uint8_t {
+  // Stop resuming the coroutine and destroy its frame so destructors run; the outcome is
+  // Cancelled with budget_exhausted set.
+  kDestroy,
+  // Keep waiting for the task and report the stall through the runtime's diagnostics.
+  kWait,
+};
+
+// The cleanup budget for a request: the kind's default met with what the caller supplied
+// (SPEC 1.5).
+Budget cleanup_budget_for(CancelKind kind, const Budget& requested);
+
+class CancelState {
+ public:
+  CancelState() = default;
+
+  // Records a request. Returns true if this is the first request. A repeated request
+  // strengthens the reason and tightens the cleanup budget; it never loosens either.
+  bool request(const CancelReason& reason, const Budget& cleanup_budget);
+
+  bool requested() const { return requested_; }
+  // Valid only when requested().
+  const CancelReason& reason() const { return reason_; }
+  const Budget& cleanup_budget() const { return cleanup_budget_; }
+
+  // True when a request is pending and no shield defers it (SPEC 4.4).
+  bool deliverable() const { return requested_ && shield_depth_ == 0; }
+
+  // The task observed the request at a cancellation point (SPEC 4.2, 4.3). Idempotent.
+  void acknowledge() { acknowledged_ = true; }
+  bool acknowledged() const { return acknowledged_; }
+
+  // Shield nesting. push_shield fails with FailedPrecondition beyond kMaxShieldDepth and
+  // leaves the depth unchanged.
+  absl::Status push_shield();
+  void pop_shield();
+  int shield_depth() const { return shield_depth_; }
+
+ private:
+  bool requested_ = false;
+  bool acknowledged_ = false;
+  int shield_depth_ = 0;
+  CancelReason reason_;
+  Budget cleanup_budget_ = Budget::Infinite();
+};
+
+}  // namespace asupersync
+
+#endif  // ASUPERSYNC_CANCEL_CANCEL_STATE_H_

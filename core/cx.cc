@@ -1,0 +1,174 @@
+#include "core/cx.h"
+
+#include <string>
+
+#include "absl/strings/cord.h"
+#include "core/region.h"
+
+namespace asupersync {
+namespace {
+
+constexpr char kErrorTypeUrl[] = "asupersync/error-type";
+
+}  // namespace
+
+absl::Status region_closed_error(std::string_view message) {
+  absl::Status status = absl::FailedPreconditionError(std::string(message) + " (RegionClosed)");
+  status.SetPayload(kErrorTypeUrl, absl::Cord("RegionClosed"));
+  return status;
+}
+
+bool is_region_closed(const absl::Status& status) {
+  auto payload = status.GetPayload(kErrorTypeUrl);
+  return payload.has_value() && *payload == "RegionClosed";
+}
+
+absl::Status cancelled_status(const CancelReason& reason) {
+  return absl::CancelledError(reason.to_string());
+}
+
+RegionId Cx::region_id() const { return region_->id(); }
+
+bool Cx::cancel_requested() const {
+  return task_->cancel.requested() || (region_ != task_->region && region_->cancel_requested());
+}
+
+absl::Status Cx::require(Capability capability) const {
+  if (caps_.has(capability)) return absl::OkStatus();
+  return absl::PermissionDeniedError("task '" +
+                                     (task_ != nullptr ? task_->name : std::string("root")) +
+                                     "' lacks the " + std::string(capability_name(capability)) +
+                                     " capability (its context allows: " + caps_.to_string() + ")");
+}
+
+absl::StatusOr<Time> Cx::now() const {
+  if (absl::Status status = require(Capability::kTime); !status.ok()) return status;
+  return region_->executor().now();
+}
+
+absl::StatusOr<uint64_t> Cx::random_u64() const {
+  if (absl::Status status = require(Capability::kRandom); !status.ok()) return status;
+  return region_->executor().next_random();
+}
+
+absl::StatusOr<ShieldGuard> Cx::shield() {
+  if (absl::Status status = task_->cancel.push_shield(); !status.ok()) return status;
+  return ShieldGuard(task_);
+}
+
+absl::Status Cx::defer(std::function<void()> finalizer) {
+  return region_->add_finalizer(std::move(finalizer), nullptr);
+}
+
+absl::Status Cx::defer_async(std::function<Task<void>(Cx&)> finalizer) {
+  return region_->add_finalizer(nullptr, std::move(finalizer));
+}
+
+void Cx::cancel_region(std::string message, Budget cleanup, CancelKind kind) {
+  region_->cancel(
+      CancelReason(kind, region_->id(), task_->id, region_->executor().now(), std::move(message)),
+      cleanup);
+}
+
+Cx Cx::for_region(Region& region, const Budget& requested) const {
+  return Cx(task_, &region, caps_, meet(budget_, requested));
+}
+
+absl::Status Cx::poll_cancel() {
+  internal::TaskRecord& task = *task_;
+  // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
+  if (!task.cancel.requested()) {
+    Executor& executor = region_->executor();
+    if (budget_.deadline.has_value() && executor.now() >= *budget_.deadline) {
+      internal::request_cancel(task,
+                               CancelReason(CancelKind::kDeadline, region_->id(), task.id,
+                                            executor.now(), "the task's deadline passed"),
+                               Budget::Infinite());
+    } else if (task.polls > budget_.poll_quota) {
+      internal::request_cancel(task,
+                               CancelReason(CancelKind::kPollQuota, region_->id(), task.id,
+                                            executor.now(), "the task's poll quota is spent"),
+                               Budget::Infinite());
+    }
+  }
+  const CancelReason* reason = internal::deliverable_cancel(task, region_);
+  if (reason == nullptr) return absl::OkStatus();
+  if (task.cancel.requested()) task.cancel.acknowledge();
+  return cancelled_status(*reason);
+}
+
+bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {
+  // Always goes back to the scheduler, even when a cancel is pending: a task looping on yield
+  // must keep spending polls so that its cleanup budget can run out (SPEC 4.5).
+  internal::TaskRecord& task = cx->task_record();
+  task.resume_point = handle;
+  internal::wake(task, Lane::kReady);
+  return true;
+}
+
+Cx::SleepAwaiter::SleepAwaiter(Cx* cx, std::optional<Time> deadline, Duration duration)
+    : cx_(cx), deadline_(deadline), duration_(duration) {
+  what = "sleep";
+  scope = &cx->region();
+}
+
+Cx::SleepAwaiter::~SleepAwaiter() {
+  if (registered) cx_->region().executor().remove_timer(*this);
+}
+
+bool Cx::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) {
+  early_ = cx_->require(Capability::kTime);
+  if (!early_.ok()) return false;
+  early_ = cx_->poll_cancel();
+  if (!early_.ok()) return false;
+  Executor& executor = cx_->region().executor();
+  deadline = deadline_.value_or(executor.now() + duration_);
+  if (deadline <= executor.now()) return false;
+  executor.add_timer(*this);
+  internal::park(cx_->task_record(), *this, handle);
+  return true;
+}
+
+absl::Status Cx::SleepAwaiter::await_resume() {
+  if (!early_.ok()) return early_;
+  if (cancelled_) return cx_->poll_cancel();
+  return absl::OkStatus();
+}
+
+bool Cx::SleepAwaiter::interrupt() {
+  if (registered) cx_->region().executor().remove_timer(*this);
+  cancelled_ = true;
+  return true;
+}
+
+void Cx::SleepAwaiter::fire() { internal::wake(cx_->task_record(), Lane::kTimed); }
+
+namespace internal {
+
+absl::Status admit_spawn(Cx& parent) {
+  if (absl::Status status = parent.require(Capability::kSpawn); !status.ok()) return status;
+  return parent.region().admit_task();
+}
+
+void abandon_spawn(Cx& parent) { parent.region().abandon_admission(); }
+
+void register_spawned(Cx& parent, TaskRecord& child) {
+  Region& region = parent.region();
+  child.id = TaskId(region.executor().allocate_task_index(), 1);
+  child.region = &region;
+  child.executor = &region.executor();
+  region.add_task(child);
+  wake(child, Lane::kReady);
+}
+
+void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,
+                             CancelKind kind) {
+  if (task.state == TaskState::kCompleted) return;
+  request_cancel(
+      task,
+      CancelReason(kind, task.region->id(), task.id, task.executor->now(), std::move(message)),
+      cleanup);
+}
+
+}  // namespace internal
+}  // namespace asupersync

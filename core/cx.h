@@ -1,0 +1,496 @@
+// Cx: the capability context of a task (SPEC 2.4, 2.5).
+//
+// Every task body receives its own `Cx&`. Through it the task spawns children into its region
+// (`cx.spawn`), waits (`checkpoint`, `yield`, `sleep`; later locks, channels and sockets), reads
+// the clock, draws entropy, shields itself from cancellation and registers finalizers. Nothing
+// in the runtime is reachable without a Cx: there is no global spawn and no thread-local
+// "current runtime" (SPEC 2.1).
+//
+// Capabilities (Spawn, Time, Io, Random, Blocking) are checked at run time: using one that is
+// absent fails with PermissionDenied naming it (SPEC 2.4). `cx.restrict(caps)` narrows a
+// context; `CxView<...>` is the compile-time narrowed view in which, for example, `spawn` does
+// not exist without the Spawn capability.
+//
+// Thread-safety: a Cx belongs to its task; use it only from code running in that task.
+// Lifetime: a spawned task's Cx lives as long as the task; a region body's Cx as long as the
+// body. Awaiters keep a pointer to the Cx they were created from, so await them at once.
+//
+// Cancellation contract (SPEC 4.2): `checkpoint`, `yield` and `sleep` are cancellation points.
+// When a cancel request is deliverable (requested, not shielded) they complete with a
+// kCancelled status instead of their normal result, consume nothing (a cancelled sleep removes
+// its timer), and acknowledge the request, after which the task drains in the cancel lane under
+// its cleanup budget (SPEC 4.3). A task parked in one of them is woken by the request.
+
+#ifndef ASUPERSYNC_CORE_CX_H_
+#define ASUPERSYNC_CORE_CX_H_
+
+#include <coroutine>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/budget.h"
+#include "core/cancel_reason.h"
+#include "core/capabilities.h"
+#include "core/id.h"
+#include "core/internal/task_record.h"
+#include "core/outcome.h"
+#include "core/source_site.h"
+#include "core/task.h"
+#include "core/time.h"
+
+namespace asupersync {
+
+class Cx;
+class Region;
+template <typename T>
+class TaskHandle;
+
+// Options of one spawn: the child's capabilities are the parent's narrowed to `capabilities`,
+// and its budget is meet(parent's, `budget`) (SPEC 1.2).
+struct SpawnOptions {
+  Capabilities capabilities = Capabilities::All();
+  Budget budget = Budget::Infinite();
+};
+
+// Error helpers. A spawn refused because the region is no longer Open carries the
+// "RegionClosed" type (SPEC 3.2); use is_region_closed() to test for it.
+absl::Status region_closed_error(std::string_view message);
+bool is_region_closed(const absl::Status& status);
+absl::Status cancelled_status(const CancelReason& reason);
+
+namespace internal {
+
+template <typename T>
+class TypedTaskRecord : public TaskRecord {
+ public:
+  Outcome<void> outcome_summary() const override {
+    if (!outcome) return Outcome<void>::Err(absl::InternalError("task has no outcome yet"));
+    return outcome->discard_value();
+  }
+  void set_cancelled_outcome(const CancelReason& reason) override {
+    outcome.emplace(Outcome<T>::Cancelled(reason));
+  }
+
+  std::optional<Outcome<T>> outcome;
+  bool outcome_taken = false;
+};
+
+template <typename T>
+struct StatusTraits {
+  static bool failed(const T&) { return false; }
+  static absl::Status status(const T&) { return absl::OkStatus(); }
+};
+template <>
+struct StatusTraits<absl::Status> {
+  static bool failed(const absl::Status& s) { return !s.ok(); }
+  static absl::Status status(const absl::Status& s) { return s; }
+};
+template <typename U>
+struct StatusTraits<absl::StatusOr<U>> {
+  static bool failed(const absl::StatusOr<U>& s) { return !s.ok(); }
+  static absl::Status status(const absl::StatusOr<U>& s) { return s.status(); }
+};
+
+// Turns a returned value into an outcome: a non-OK Status/StatusOr becomes Err.
+template <typename T>
+Outcome<T> outcome_from_value(T&& value) {
+  if (StatusTraits<T>::failed(value)) return Outcome<T>::Err(StatusTraits<T>::status(value));
+  return Outcome<T>::Ok(std::forward<T>(value));
+}
+
+absl::Status admit_spawn(Cx& parent);
+void register_spawned(Cx& parent, TaskRecord& child);
+void abandon_spawn(Cx& parent);
+
+template <typename F, typename T>
+class SpawnedTask;
+
+// The Cx of a spawned task lives in its record.
+template <typename F, typename T>
+Cx& spawned_cx(SpawnedTask<F, T>& task);
+
+}  // namespace internal
+
+// Scoped shield (SPEC 4.4): while alive, cancellation points of the task return normally.
+class [[nodiscard]] ShieldGuard {
+ public:
+  ShieldGuard(ShieldGuard&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+  ShieldGuard& operator=(ShieldGuard&&) = delete;
+  ~ShieldGuard() {
+    if (task_ != nullptr) task_->cancel.pop_shield();
+  }
+
+ private:
+  friend class Cx;
+  explicit ShieldGuard(internal::TaskRecord* task) : task_(task) {}
+  internal::TaskRecord* task_;
+};
+
+class Cx {
+ public:
+  Cx() = default;
+  Cx(const Cx&) = default;
+  Cx& operator=(const Cx&) = default;
+
+  TaskId task_id() const { return task_->id; }
+  RegionId region_id() const;
+  const std::string& task_name() const { return task_->name; }
+  const Budget& budget() const { return budget_; }
+  Capabilities capabilities() const { return caps_; }
+
+  // True if a cancel request is pending for this context (shielded or not).
+  bool cancel_requested() const;
+
+  // A context with at most `capabilities` (SPEC 2.4): attenuation only narrows.
+  Cx restrict(Capabilities capabilities) const {
+    Cx narrowed = *this;
+    narrowed.caps_ = caps_.intersect(capabilities);
+    return narrowed;
+  }
+
+  // Fails with PermissionDenied naming `capability` when this context lacks it.
+  absl::Status require(Capability capability) const;
+
+  // Starts `fn(child_cx)` as a new task in this context's region (SPEC 2.1, 2.2). `fn` is taken
+  // by value and kept alive until the task is done, so a coroutine lambda's captures stay
+  // valid. Fails with PermissionDenied without the Spawn capability, with RegionClosed (see
+  // is_region_closed) when the region no longer admits work (SPEC 3.2), and with
+  // ResourceExhausted over the region's admission limit (SPEC 3.7).
+  template <typename F>
+  auto spawn(std::string name, F fn, SpawnOptions options = {},
+             SourceSite site = SourceSite::current())
+      -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>>;
+
+  // Explicit cancellation point (SPEC 2.5); also enforces this task's budget: a passed deadline
+  // requests a Deadline cancel, a spent poll quota a PollQuota cancel. Never suspends.
+  auto checkpoint() { return CheckpointAwaiter{this}; }
+  // Lets other ready work run, then continues; a cancellation point.
+  auto yield() { return YieldAwaiter{this}; }
+  // Sleeps for `duration` / until `deadline` (Time capability); a cancellation point whose
+  // cancelled form removes the timer.
+  auto sleep(Duration duration) { return SleepAwaiter(this, std::nullopt, duration); }
+  auto sleep_until(Time deadline) { return SleepAwaiter(this, deadline, Duration::Zero()); }
+
+  // The runtime's clock (Time capability).
+  absl::StatusOr<Time> now() const;
+  // 64 bits of entropy from the runtime (Random capability); deterministic in the lab.
+  absl::StatusOr<uint64_t> random_u64() const;
+
+  // Defers cancellation delivery while the guard lives (SPEC 4.4). FailedPrecondition beyond
+  // depth 64.
+  absl::StatusOr<ShieldGuard> shield();
+
+  // Registers a finalizer of this context's region: runs exactly once, LIFO, when the region
+  // reaches Finalizing, shielded (SPEC 3.6). FailedPrecondition once the region is finalizing.
+  absl::Status defer(std::function<void()> finalizer);
+  absl::Status defer_async(std::function<Task<void>(Cx&)> finalizer);
+
+  // Requests cancellation of this context's region (SPEC 4.1, 4.7), with kind `kind` and a
+  // cleanup budget met with the kind's default.
+  void cancel_region(std::string message, Budget cleanup = Budget::Infinite(),
+                     CancelKind kind = CancelKind::kUser);
+
+  Region& region() const { return *region_; }
+
+  // For core internals and executors.
+  internal::TaskRecord& task_record() const { return *task_; }
+  Cx for_region(Region& region, const Budget& requested) const;
+  Cx(internal::TaskRecord* task, Region* region, Capabilities caps, Budget budget)
+      : task_(task), region_(region), caps_(caps), budget_(budget) {}
+
+  struct CheckpointAwaiter {
+    Cx* cx;
+    bool await_ready() const noexcept { return true; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    absl::Status await_resume() const { return cx->poll_cancel(); }
+  };
+
+  struct YieldAwaiter {
+    Cx* cx;
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> handle);
+    absl::Status await_resume() const { return cx->poll_cancel(); }
+  };
+
+  class SleepAwaiter final : public internal::WaitNode, public TimerNode {
+   public:
+    SleepAwaiter(Cx* cx, std::optional<Time> deadline, Duration duration);
+    SleepAwaiter(const SleepAwaiter&) = delete;
+    ~SleepAwaiter();
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> handle);
+    absl::Status await_resume();
+    bool interrupt() override;
+    void fire() override;
+
+   private:
+    Cx* cx_;
+    std::optional<Time> deadline_;
+    Duration duration_;
+    absl::Status early_;
+    bool cancelled_ = false;
+  };
+
+  // Delivers a pending request: acknowledges it and returns its kCancelled status; checks the
+  // budget first. OkStatus when nothing is deliverable.
+  absl::Status poll_cancel();
+
+ private:
+  internal::TaskRecord* task_ = nullptr;
+  Region* region_ = nullptr;
+  Capabilities caps_ = Capabilities::All();
+  Budget budget_ = Budget::Infinite();
+};
+
+// The compile-time narrowed view of a context: members needing a capability outside kCaps do
+// not exist, so misuse does not compile (SPEC 2.4). The runtime check still applies to the
+// underlying context, which is restricted to kCaps as well.
+template <uint8_t kCaps>
+class CxView {
+ public:
+  explicit CxView(const Cx& cx) : cx_(cx.restrict(Capabilities(kCaps))) {}
+
+  static constexpr bool allows(Capability capability) {
+    return (kCaps & static_cast<uint8_t>(capability)) != 0;
+  }
+
+  template <typename F>
+  requires(allows(Capability::kSpawn)) auto spawn(std::string name, F fn, SpawnOptions options = {},
+                                                  SourceSite site = SourceSite::current()) {
+    return cx_.spawn(std::move(name), std::move(fn), options, site);
+  }
+  auto sleep(Duration duration) requires(allows(Capability::kTime)) { return cx_.sleep(duration); }
+  auto now() const requires(allows(Capability::kTime)) { return cx_.now(); }
+  auto random_u64() const requires(allows(Capability::kRandom)) { return cx_.random_u64(); }
+  auto checkpoint() { return cx_.checkpoint(); }
+  auto yield() { return cx_.yield(); }
+
+  // The restricted runtime context, for APIs taking Cx&.
+  Cx& cx() { return cx_; }
+
+ private:
+  Cx cx_;
+};
+
+template <Capability... kCapabilities>
+using CxWith = CxView<(static_cast<uint8_t>(kCapabilities) | ... | 0)>;
+
+namespace internal {
+
+template <typename F, typename T>
+class SpawnedTask final : public TypedTaskRecord<T> {
+ public:
+  explicit SpawnedTask(F fn) : fn(std::move(fn)) {}
+
+  static void* operator new(std::size_t size) { return allocate_frame(size); }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    deallocate_frame(block, size);
+  }
+
+  void capture_outcome() override {
+    auto handle = std::coroutine_handle<TaskPromise<T>>::from_address(this->root.address());
+    TaskPromise<T>& promise = handle.promise();
+    if (promise.exception) {
+      try {
+        std::rethrow_exception(promise.exception);
+      } catch (...) {
+        this->outcome.emplace(Outcome<T>::Panicked(PanicInfo::from_current_exception()));
+      }
+    } else if constexpr (std::is_void_v<T>) {
+      this->outcome.emplace(Outcome<void>::Ok());
+    } else {
+      this->outcome.emplace(outcome_from_value<T>(promise.take_value()));
+    }
+    // SPEC 4.6: finishing after a delivered request is recorded as Cancelled.
+    if (this->cancel.acknowledged() && (this->outcome->ok() || this->outcome->is_err())) {
+      this->outcome.emplace(Outcome<T>::Cancelled(this->cancel.reason()));
+    }
+  }
+
+  F fn;
+  Cx cx;
+
+ protected:
+  void destroy_self() override { delete this; }
+};
+
+template <typename F, typename T>
+Cx& spawned_cx(SpawnedTask<F, T>& task) {
+  return task.cx;
+}
+
+}  // namespace internal
+
+// Handle to a spawned task (SPEC 2.2). Destroying it neither cancels nor detaches the task: its
+// region owns the task and waits for it. Move-only; a moved-from handle is invalid.
+//
+// Thread-safety: use from tasks of the same runtime.
+// Cancellation contract: join() is a cancellation point; a cancelled join returns Cancelled
+// (the waiter's reason), consumes nothing (the outcome stays for a later join) and leaves no
+// waiter behind. cancel() cancels this task only.
+template <typename T>
+class TaskHandle {
+ public:
+  TaskHandle() = default;
+  explicit TaskHandle(internal::TypedTaskRecord<T>* record) : record_(record) {
+    record_->add_ref();
+  }
+  TaskHandle(TaskHandle&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  TaskHandle& operator=(TaskHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      record_ = std::exchange(other.record_, nullptr);
+    }
+    return *this;
+  }
+  TaskHandle(const TaskHandle&) = delete;
+  TaskHandle& operator=(const TaskHandle&) = delete;
+  ~TaskHandle() { reset(); }
+
+  bool valid() const { return record_ != nullptr; }
+  TaskId id() const { return record_ ? record_->id : TaskId(); }
+  bool finished() const {
+    return record_ != nullptr && record_->state == internal::TaskState::kCompleted;
+  }
+  // True when the task was destroyed by escalation after its cleanup budget ran out (4.5).
+  bool budget_exhausted() const { return record_ != nullptr && record_->budget_exhausted; }
+
+  // The outcome, if the task finished and no join took it yet; never waits.
+  std::optional<Outcome<T>> try_take() {
+    if (!finished() || record_->outcome_taken || !record_->outcome) return std::nullopt;
+    record_->outcome_taken = true;
+    return std::move(*record_->outcome);
+  }
+
+  // For executors and the lab.
+  internal::TaskRecord& runtime_record() const { return *record_; }
+
+  // Requests cancellation of this task only (SPEC 2.2, 4.1). No-op once it finished (4.6).
+  void cancel(std::string message = "cancelled through its handle",
+              Budget cleanup = Budget::Infinite(), CancelKind kind = CancelKind::kUser);
+
+  class JoinAwaiter final : public internal::JoinWaiterBase {
+   public:
+    JoinAwaiter(Cx& cx, internal::TypedTaskRecord<T>* target) : cx_(&cx), target_(target) {
+      what = "join";
+      scope = &cx.region();
+    }
+    JoinAwaiter(const JoinAwaiter&) = delete;
+    ~JoinAwaiter() {
+      if (linked) unlink(*target_);
+    }
+    bool await_ready() const noexcept {
+      return target_ == nullptr || target_->state == internal::TaskState::kCompleted;
+    }
+    bool await_suspend(std::coroutine_handle<> handle) {
+      early_ = cx_->poll_cancel();
+      if (!early_.ok()) return false;
+      waiter = &cx_->task_record();
+      link(*target_);
+      internal::park(cx_->task_record(), *this, handle);
+      return true;
+    }
+    Outcome<T> await_resume() {
+      if (target_ == nullptr) {
+        return Outcome<T>::Err(absl::FailedPreconditionError("join on an invalid TaskHandle"));
+      }
+      if (cancelled_ || !early_.ok()) {
+        absl::Status status = cancelled_ ? cx_->poll_cancel() : early_;
+        return Outcome<T>::Cancelled(cancel_reason_of(status));
+      }
+      if (target_->outcome_taken) {
+        return Outcome<T>::Err(absl::FailedPreconditionError(
+            "TaskHandle::join: the outcome of task '" + target_->name +
+            "' was already taken by an earlier join"));
+      }
+      target_->outcome_taken = true;
+      return std::move(*target_->outcome);
+    }
+    bool interrupt() override {
+      if (linked) unlink(*target_);
+      cancelled_ = true;
+      return true;
+    }
+
+   private:
+    CancelReason cancel_reason_of(const absl::Status&) const {
+      internal::TaskRecord& task = cx_->task_record();
+      const CancelReason* reason = internal::deliverable_cancel(task, &cx_->region());
+      if (reason != nullptr) return *reason;
+      if (task.cancel.requested()) return task.cancel.reason();
+      return CancelReason(CancelKind::kUser, cx_->region_id(), task.id, Time::Epoch(),
+                          "join cancelled");
+    }
+
+    Cx* cx_;
+    internal::TypedTaskRecord<T>* target_;
+    absl::Status early_;
+    bool cancelled_ = false;
+  };
+
+  // Waits for the task and yields its Outcome (SPEC 2.2). The first join takes the outcome;
+  // a later one gets Err(FailedPrecondition).
+  JoinAwaiter join(Cx& cx) { return JoinAwaiter(cx, record_); }
+
+ private:
+  void reset() {
+    if (record_ != nullptr) record_->release();
+    record_ = nullptr;
+  }
+
+  internal::TypedTaskRecord<T>* record_ = nullptr;
+};
+
+namespace internal {
+void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,
+                             CancelKind kind);
+}  // namespace internal
+
+template <typename T>
+void TaskHandle<T>::cancel(std::string message, Budget cleanup, CancelKind kind) {
+  if (record_ != nullptr) {
+    internal::cancel_task_from_handle(*record_, std::move(message), cleanup, kind);
+  }
+}
+
+template <typename F>
+auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
+    -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>> {
+  using TaskType = std::invoke_result_t<F&, Cx&>;
+  static_assert(internal::IsTask<TaskType>::value,
+                "cx.spawn: the callable must take Cx& and return Task<T>");
+  using T = typename TaskType::value_type;
+  if (absl::Status admitted = internal::admit_spawn(*this); !admitted.ok()) return admitted;
+  auto* record = new internal::SpawnedTask<F, T>(std::move(fn));
+  record->cx =
+      Cx(record, region_, caps_.intersect(options.capabilities), meet(budget_, options.budget));
+  record->budget = record->cx.budget_;
+  record->name = std::move(name);
+  record->spawn_site = site;
+  TaskType task;
+  try {
+    task = std::invoke(record->fn, record->cx);
+  } catch (...) {
+    // The callable threw before producing a coroutine: nothing was started.
+    internal::abandon_spawn(*this);
+    delete record;
+    throw;
+  }
+  record->root = task.release();
+  std::coroutine_handle<internal::TaskPromise<T>>::from_address(record->root.address())
+      .promise()
+      .record = record;
+  record->resume_point = record->root;
+  TaskHandle<T> handle(record);
+  internal::register_spawned(*this, *record);
+  return handle;
+}
+
+}  // namespace asupersync
+
+#endif  // ASUPERSYNC_CORE_CX_H_

@@ -1,0 +1,81 @@
+// Executor: what a runtime must provide to //core.
+//
+// Core implements tasks, contexts, regions and the cancel protocol on top of this small
+// interface; a runtime implements it. //lab's LabRuntime is the deterministic single-threaded
+// implementation (seeded choice among runnable tasks, virtual time); //sched will provide the
+// multi-threaded one.
+//
+// Thread-safety: implementations define it; core calls an executor only from the thread that
+// is running one of its tasks or its scheduling loop. Lifetime: an executor outlives every
+// task, region and timer it was given.
+//
+// Cancellation contract: schedule() with Lane::kCancel must place the task ahead of timed and
+// ready work (SPEC 6.2), and move a task already queued in another lane to the cancel lane.
+
+#ifndef ASUPERSYNC_CORE_EXECUTOR_H_
+#define ASUPERSYNC_CORE_EXECUTOR_H_
+
+#include <cstdint>
+
+#include "core/time.h"
+
+namespace asupersync {
+
+namespace internal {
+struct TaskRecord;
+}  // namespace internal
+
+// The three dispatch lanes, highest priority first (SPEC 6.2).
+enum class Lane : uint8_t { kCancel = 0, kTimed = 1, kReady = 2 };
+
+// A timer registration, embedded in whatever waits (intrusive: adding a timer allocates
+// nothing). The executor calls fire() once when `deadline` is reached, unless the timer was
+// removed first. fire() runs on the executor's loop, never inside a task's resume.
+class TimerNode {
+ public:
+  virtual void fire() = 0;
+
+  Time deadline = Time::Infinite();
+  // Owned by the executor while registered.
+  uint64_t executor_slot = 0;
+  bool registered = false;
+
+ protected:
+  ~TimerNode() = default;
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+
+  // Makes `task` runnable in `lane`. A task already queued is not queued again (SPEC 6.3);
+  // a queued task moves to the cancel lane when asked to.
+  virtual void schedule(internal::TaskRecord& task, Lane lane) = 0;
+
+  // The runtime's clock (SPEC 1.1): monotonic in production, virtual in the lab.
+  virtual Time now() const = 0;
+
+  // Registers a timer (node.deadline must be set). Not registered twice.
+  virtual void add_timer(TimerNode& node) = 0;
+  // Removes a registered timer; a no-op for one that fired or was never added.
+  virtual void remove_timer(TimerNode& node) = 0;
+
+  // Entropy for the Random capability: seeded in the lab.
+  virtual uint64_t next_random() = 0;
+
+  // Observability hooks for tests and the lab's oracles; defaults do nothing.
+  virtual void on_task_started(internal::TaskRecord& task) {}
+  virtual void on_task_finished(internal::TaskRecord& task) {}
+
+  // Identifier indices, per runtime so that a lab run is reproducible within one process.
+  uint32_t allocate_task_index() { return ++task_indices_; }
+  uint32_t allocate_region_index() { return ++region_indices_; }
+
+ private:
+  uint32_t task_indices_ = 0;
+  uint32_t region_indices_ = 0;
+};
+
+}  // namespace asupersync
+
+#endif  // ASUPERSYNC_CORE_EXECUTOR_H_

@@ -1,0 +1,262 @@
+// Region: the unit of structured concurrency (SPEC 3).
+//
+// Every task lives in exactly one region and regions form a tree rooted at the runtime's root
+// region. `co_await Region::open(cx, name, body)` creates a child region of `cx`'s region, runs
+// `body(region_cx)` in the calling task, and completes only when the region is Closed: every
+// task spawned into it finished, every obligation of its ledger resolved, every finalizer ran.
+//
+//   Open → Closing → Draining → Finalizing → Closed          (SPEC 3.2)
+//
+// Open admits spawns, child regions and obligations; the body returning (or a cancel) moves
+// the region to Closing, where it admits nothing new; Draining waits for its children;
+// Finalizing runs the finalizers LIFO, shielded; Closed implies quiescence (SPEC 3.3).
+//
+// Outcome: the body's outcome joined (SPEC 1.3) with the children's. On Ok the region waits for
+// its children to finish on their own, or cancels them when opened with
+// `cancel_children_on_exit` (SPEC 3.4); on Err, Cancelled or a throw it cancels them. Children
+// cancelled by the region's own decision (FailFast, exit) do not make it Cancelled; a child's
+// Err or Panicked always counts. Under FailFast (default) a child's Err or Panicked cancels its
+// siblings and the body; under CollectAll the others keep going (SPEC 3.5). Under the kPanic
+// leak policy a leaked obligation makes the outcome Panicked with the leak report (SPEC 5.3).
+//
+// Thread-safety: regions are driven by their runtime's scheduling loop; use a region only from
+// tasks of that runtime.
+// Lifetime: a Region object lives in the frame of its Region::open call, which outlives every
+// task of the region by construction.
+// Cancellation contract: waiting for the region to close is a cancellation point that does not
+// end the wait: a cancel delivered there cancels the region (its tasks get ParentCancelled) and
+// keeps waiting, so a region is never abandoned (no orphans, SPEC 1). A task parked there is
+// never destroyed by escalation while the region is live; the region's own tasks are.
+
+#ifndef ASUPERSYNC_CORE_REGION_H_
+#define ASUPERSYNC_CORE_REGION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cancel/cancel_state.h"
+#include "core/cx.h"
+#include "core/id.h"
+#include "core/outcome.h"
+#include "core/task.h"
+#include "obligations/ledger.h"
+
+namespace asupersync {
+
+enum class RegionState : uint8_t { kOpen, kClosing, kDraining, kFinalizing, kClosed };
+std::string_view region_state_name(RegionState state);
+
+enum class FailurePolicy : uint8_t { kFailFast, kCollectAll };
+
+struct RegionOptions {
+  // SPEC 3.4: on Ok, cancel the remaining children (ParentCancelled) instead of waiting.
+  bool cancel_children_on_exit = false;
+  FailurePolicy failure_policy = FailurePolicy::kFailFast;
+  EscalationPolicy escalation = EscalationPolicy::kDestroy;
+  // Unset: the runtime's default (kPanic in the lab, kLog in production).
+  std::optional<LeakPolicy> leak_policy;
+  // Admission limits (SPEC 3.7); over a limit the request fails with ResourceExhausted.
+  std::optional<size_t> max_tasks;
+  std::optional<size_t> max_child_regions;
+  std::optional<size_t> max_obligations;
+  // The body's budget is meet(caller's, budget).
+  Budget budget = Budget::Infinite();
+};
+
+// Snapshot of a region's counts, for tests and oracles.
+struct RegionStats {
+  size_t live_tasks = 0;
+  size_t open_child_regions = 0;
+  size_t pending_obligations = 0;
+  size_t pending_finalizers = 0;
+  size_t finalizers_run = 0;
+  size_t tasks_spawned = 0;
+};
+
+class Region {
+ public:
+  Region(const Region&) = delete;
+  Region& operator=(const Region&) = delete;
+  ~Region();
+
+  // SPEC 3.1. `body` is taken by value and lives until the region closes. Yields the region's
+  // outcome (see the file comment). Fails with Err(RegionClosed) when the caller's region does
+  // not admit child regions and Err(ResourceExhausted) over its limit.
+  template <typename F>
+  static auto open(Cx& cx, std::string name, F&& body, RegionOptions options = {})
+      -> Task<Outcome<typename std::invoke_result_t<std::decay_t<F>&, Cx&>::value_type>>;
+
+  RegionId id() const { return id_; }
+  const std::string& name() const { return name_; }
+  RegionState state() const { return state_; }
+  Region* parent() const { return parent_; }
+  bool quiescent() const;
+  RegionStats stats() const;
+  bool cancel_requested() const { return cancel_requested_; }
+  const CancelReason& cancel_reason() const { return cancel_reason_; }
+  ObligationLedger& ledger() { return ledger_; }
+  Executor& executor() const { return *executor_; }
+  EscalationPolicy escalation_policy() const { return options_.escalation; }
+  Region* enclosing_body_region() const { return enclosing_body_region_; }
+
+  // Requests cancellation of this region and its subtree (SPEC 4.1): Open → Closing; every live
+  // task gets a request; descendant regions get ParentCancelled caused by `reason`.
+  void cancel(const CancelReason& reason, const Budget& cleanup);
+
+  // The region tree from here down as indented text (SPEC 12.1).
+  std::string dump() const;
+
+  // --- Runtime internals (core and executors) -------------------------------------------------
+  static std::unique_ptr<Region> create_root(Executor& executor, RegionOptions options,
+                                             LeakPolicy default_leak_policy);
+  absl::Status admit_task();
+  void abandon_admission();
+  void add_task(internal::TaskRecord& task);
+  void on_task_finished(internal::TaskRecord& task);
+  absl::Status add_finalizer(std::function<void()> sync_finalizer,
+                             std::function<Task<void>(Cx&)> async_finalizer);
+  const std::vector<internal::TaskRecord*>& live_tasks() const { return tasks_; }
+  const std::vector<Region*>& children() const { return children_; }
+  // The task running this region's body, while it runs.
+  internal::TaskRecord* body_task() const { return body_task_; }
+
+ private:
+  struct Finalizer {
+    std::function<void()> sync;
+    std::function<Task<void>(Cx&)> async;
+  };
+  class CloseAwaiter;
+
+  Region(Executor& executor, Region* parent, std::string name, RegionOptions options,
+         LeakPolicy leak_policy);
+  static absl::StatusOr<std::unique_ptr<Region>> create_child(Cx& cx, std::string name,
+                                                              RegionOptions options);
+  void begin_body(internal::TaskRecord& task);
+  // The body finished with `kind`: decide whether to cancel the children (SPEC 3.4).
+  void end_body(OutcomeKind kind);
+  CloseAwaiter wait_for_children(Cx& cx);
+  Task<void> run_finalizers(Cx& cx);
+  // Closed: checks quiescence, detaches from the parent, returns the children's joined outcome
+  // (and leaks under kPanic).
+  Outcome<void> close();
+  void cancel_internal(CancelKind kind, std::string message);
+  void maybe_wake_closer();
+  void dump_into(std::string& out, int depth) const;
+
+  // The coroutine behind open(). The body is moved to the heap before the coroutine starts:
+  // GCC 12 destroys temporaries of a co_await full-expression twice (GCC PR 101367), so a
+  // lambda passed by value straight into a coroutine parameter would be destroyed twice.
+  template <typename F>
+  static auto open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, RegionOptions options)
+      -> Task<Outcome<typename std::invoke_result_t<F&, Cx&>::value_type>>;
+
+  template <typename T>
+  static Outcome<T> join_children(Outcome<T> body, const Outcome<void>& children);
+
+  Executor* executor_;
+  Region* parent_;
+  RegionId id_;
+  std::string name_;
+  RegionOptions options_;
+  RegionState state_ = RegionState::kOpen;
+  ObligationLedger ledger_;
+
+  std::vector<internal::TaskRecord*> tasks_;
+  std::vector<Region*> children_;
+  size_t admitted_ = 0;  // admitted spawns not yet finished (includes unstarted ones)
+  size_t tasks_spawned_ = 0;
+  std::vector<Finalizer> finalizers_;
+  size_t finalizers_run_ = 0;
+
+  bool cancel_requested_ = false;
+  bool cancelled_externally_ = false;
+  CancelReason cancel_reason_;
+  Budget cleanup_budget_ = Budget::Infinite();
+  Outcome<void> children_outcome_ = Outcome<void>::Ok();
+
+  internal::TaskRecord* body_task_ = nullptr;
+  Region* enclosing_body_region_ = nullptr;  // the body region the same task ran before this
+  internal::TaskRecord* closer_ = nullptr;
+  internal::WaitNode* closer_wait_ = nullptr;
+
+  friend void internal::request_cancel(internal::TaskRecord&, const CancelReason&, const Budget&);
+};
+
+class Region::CloseAwaiter final : public internal::WaitNode {
+ public:
+  CloseAwaiter(Region* region, Cx* cx) : region_(region), cx_(cx) {
+    what = "region close";
+    destroy_safe = false;
+    scope = cx->region().parent();
+  }
+  CloseAwaiter(const CloseAwaiter&) = delete;
+  ~CloseAwaiter();
+  bool await_ready() const { return region_->quiescent(); }
+  bool await_suspend(std::coroutine_handle<> handle);
+  void await_resume() const {}
+  bool interrupt() override;
+
+ private:
+  Region* region_;
+  Cx* cx_;
+};
+
+template <typename T>
+Outcome<T> Region::join_children(Outcome<T> body, const Outcome<void>& children) {
+  if (children.ok()) return body;
+  if (severity(children.kind()) > severity(body.kind())) {
+    return children.template convert_error<T>();
+  }
+  if (children.is_cancelled() && body.is_cancelled()) {
+    return Outcome<T>::Cancelled(strengthen(body.cancel_reason(), children.cancel_reason()));
+  }
+  return body;
+}
+
+template <typename F>
+auto Region::open(Cx& cx, std::string name, F&& body, RegionOptions options)
+    -> Task<Outcome<typename std::invoke_result_t<std::decay_t<F>&, Cx&>::value_type>> {
+  return open_impl(cx, std::move(name), std::make_unique<std::decay_t<F>>(std::forward<F>(body)),
+                   options);
+}
+
+template <typename F>
+auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, RegionOptions options)
+    -> Task<Outcome<typename std::invoke_result_t<F&, Cx&>::value_type>> {
+  using TaskType = std::invoke_result_t<F&, Cx&>;
+  static_assert(internal::IsTask<TaskType>::value,
+                "Region::open: the body must take Cx& and return Task<T>");
+  using T = typename TaskType::value_type;
+
+  absl::StatusOr<std::unique_ptr<Region>> created = create_child(cx, std::move(name), options);
+  if (!created.ok()) co_return Outcome<T>::Err(created.status());
+  std::unique_ptr<Region> region = std::move(created).value();
+  Cx body_cx = cx.for_region(*region, options.budget);
+
+  region->begin_body(cx.task_record());
+  std::optional<Outcome<T>> body_outcome;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await (*body)(body_cx);
+      body_outcome.emplace(Outcome<void>::Ok());
+    } else {
+      body_outcome.emplace(internal::outcome_from_value<T>(co_await (*body)(body_cx)));
+    }
+  } catch (...) {
+    body_outcome.emplace(Outcome<T>::Panicked(PanicInfo::from_current_exception()));
+  }
+  region->end_body(body_outcome->kind());
+  co_await region->wait_for_children(cx);
+  co_await region->run_finalizers(body_cx);
+  Outcome<void> children = region->close();
+  co_return join_children<T>(std::move(*body_outcome), children);
+}
+
+}  // namespace asupersync
+
+#endif  // ASUPERSYNC_CORE_REGION_H_

@@ -1,0 +1,170 @@
+#include "lab/lab_runtime.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace asupersync::lab {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+constexpr uint64_t kFnvPrime = 0x100000001b3ull;
+
+}  // namespace
+
+LabRuntime::LabRuntime(LabOptions options) : options_(options), rng_state_(options.seed) {}
+
+LabRuntime::~LabRuntime() = default;
+
+void LabRuntime::mix(uint64_t value) {
+  for (int i = 0; i < 8; ++i) {
+    report_.trace_hash ^= (value >> (8 * i)) & 0xff;
+    report_.trace_hash *= kFnvPrime;
+  }
+}
+
+uint64_t LabRuntime::next_random() { return splitmix64(rng_state_); }
+
+void LabRuntime::schedule(internal::TaskRecord& task, Lane lane) {
+  if (task.queued) {
+    if (lane != Lane::kCancel || task.queued_lane == Lane::kCancel) return;  // deduplicated
+    auto& from = lanes_[static_cast<int>(task.queued_lane)];
+    from.erase(std::find(from.begin(), from.end(), &task));
+  } else {
+    task.queued = true;
+    task.add_ref();  // the queue's reference; run_task releases it
+  }
+  task.queued_lane = lane;
+  lanes_[static_cast<int>(lane)].push_back(&task);
+}
+
+void LabRuntime::add_timer(TimerNode& node) {
+  if (node.registered) return;
+  node.executor_slot = ++timer_sequence_;
+  node.registered = true;
+  timers_.emplace(std::make_pair(node.deadline.nanoseconds(), node.executor_slot), &node);
+}
+
+void LabRuntime::remove_timer(TimerNode& node) {
+  if (!node.registered) return;
+  timers_.erase(std::make_pair(node.deadline.nanoseconds(), node.executor_slot));
+  node.registered = false;
+}
+
+void LabRuntime::on_task_started(internal::TaskRecord& task) { ++report_.tasks_started; }
+
+void LabRuntime::on_task_finished(internal::TaskRecord& task) { ++report_.tasks_finished; }
+
+internal::TaskRecord* LabRuntime::pick() {
+  for (int lane = 0; lane < 3; ++lane) {
+    auto& queue = lanes_[lane];
+    if (queue.empty()) continue;
+    size_t index = 0;
+    if (lane == static_cast<int>(Lane::kCancel)) {
+      // Cancel lane: highest cleanup priority first (SPEC 6.2), seeded among equals.
+      uint8_t best = 0;
+      for (internal::TaskRecord* task : queue) {
+        best = std::max(best, task->cancel.cleanup_budget().priority);
+      }
+      std::vector<size_t> candidates;
+      for (size_t i = 0; i < queue.size(); ++i) {
+        if (queue[i]->cancel.cleanup_budget().priority == best) candidates.push_back(i);
+      }
+      index = options_.randomize ? candidates[next_random() % candidates.size()] : candidates[0];
+    } else if (options_.randomize) {
+      index = next_random() % queue.size();
+    }
+    internal::TaskRecord* task = queue[index];
+    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+    mix(task->id.index());
+    mix(static_cast<uint64_t>(lane));
+    return task;
+  }
+  return nullptr;
+}
+
+bool LabRuntime::fire_next_timers() {
+  if (timers_.empty()) return false;
+  const int64_t due = timers_.begin()->first.first;
+  if (due > now_.nanoseconds()) now_ = Time::FromNanoseconds(due);
+  mix(static_cast<uint64_t>(now_.nanoseconds()));
+  // Fire everything due now, in deadline-then-registration order.
+  while (!timers_.empty() && timers_.begin()->first.first <= now_.nanoseconds()) {
+    TimerNode* node = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    node->registered = false;
+    node->fire();
+  }
+  return true;
+}
+
+void LabRuntime::drive(internal::TaskRecord& driver) {
+  report_.trace_hash = kFnvOffset;
+  while (true) {
+    if (internal::TaskRecord* task = pick()) {
+      internal::run_task(*task);
+      if (++report_.steps > options_.max_steps) {
+        std::fprintf(stderr, "lab: livelock: more than %llu steps\n",
+                     static_cast<unsigned long long>(options_.max_steps));
+        std::abort();
+      }
+      continue;
+    }
+    if (fire_next_timers()) continue;
+    if (driver.state == internal::TaskState::kCompleted) break;
+    // Deadlock (SPEC 11.1): report, then destroy the blocked tasks (innermost first: a task
+    // waiting on a region close is destroyed once its region closed).
+    if (!report_.deadlocked) {
+      report_.deadlocked = true;
+      report_.deadlock_report = root_->dump();
+    }
+    std::vector<internal::TaskRecord*> blocked;
+    std::vector<Region*> pending = {root_.get()};
+    while (!pending.empty()) {
+      Region* region = pending.back();
+      pending.pop_back();
+      for (internal::TaskRecord* task : region->live_tasks()) blocked.push_back(task);
+      for (Region* child : region->children()) pending.push_back(child);
+    }
+    bool progressed = false;
+    for (internal::TaskRecord* task : blocked) task->add_ref();
+    for (internal::TaskRecord* task : blocked) {
+      if (task->state != internal::TaskState::kCompleted &&
+          (task->current_wait == nullptr || task->current_wait->destroy_safe)) {
+        internal::escalate_destroy(*task);
+        progressed = true;
+      }
+    }
+    for (internal::TaskRecord* task : blocked) task->release();
+    if (!progressed) {
+      std::fprintf(stderr, "lab: deadlock that cannot be torn down:\n%s\n",
+                   report_.deadlock_report.c_str());
+      std::abort();
+    }
+  }
+  report_.end_time = now_;
+  check_oracles(driver);
+}
+
+void LabRuntime::check_oracles(const internal::TaskRecord& driver) {
+  if (!root_->live_tasks().empty() || !root_->children().empty()) {
+    report_.violations.push_back("task outlives its region: root region not quiescent:\n" +
+                                 root_->dump());
+  }
+  if (report_.tasks_finished != report_.tasks_started) {
+    report_.violations.push_back("tasks started " + std::to_string(report_.tasks_started) +
+                                 " but finished " + std::to_string(report_.tasks_finished));
+  }
+  for (auto& lane : lanes_) {
+    if (!lane.empty()) report_.violations.push_back("tasks left queued after the run");
+  }
+}
+
+}  // namespace asupersync::lab
