@@ -36,8 +36,11 @@ class TimerNode {
   virtual void fire() = 0;
 
   Time deadline = Time::Infinite();
-  // Owned by the executor while registered.
+  // Owned by the executor while registered: a slot and intrusive links (a timing wheel keeps
+  // its buckets as doubly linked lists of nodes, so insert and cancel allocate nothing).
   uint64_t executor_slot = 0;
+  TimerNode* executor_prev = nullptr;
+  TimerNode* executor_next = nullptr;
   bool registered = false;
 
  protected:
