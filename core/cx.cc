@@ -30,7 +30,11 @@ absl::Status cancelled_status(const CancelReason& reason) {
 RegionId Cx::region_id() const { return region_->id(); }
 
 bool Cx::cancel_requested() const {
-  return task_->cancel.requested() || (region_ != task_->region && region_->cancel_requested());
+  {
+    std::lock_guard<internal::SpinLock> guard(task_->lock);
+    if (task_->cancel.requested()) return true;
+  }
+  return region_ != task_->region && region_->cancel_requested();
 }
 
 absl::Status Cx::require(Capability capability) const {
@@ -52,6 +56,7 @@ absl::StatusOr<uint64_t> Cx::random_u64() const {
 }
 
 absl::StatusOr<ShieldGuard> Cx::shield() {
+  std::lock_guard<internal::SpinLock> guard(task_->lock);
   if (absl::Status status = task_->cancel.push_shield(); !status.ok()) return status;
   return ShieldGuard(task_);
 }
@@ -76,8 +81,13 @@ Cx Cx::for_region(Region& region, const Budget& requested) const {
 
 absl::Status Cx::poll_cancel() {
   internal::TaskRecord& task = *task_;
+  bool requested;
+  {
+    std::lock_guard<internal::SpinLock> guard(task.lock);
+    requested = task.cancel.requested();
+  }
   // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
-  if (!task.cancel.requested()) {
+  if (!requested) {
     Executor& executor = region_->executor();
     if (budget_.deadline.has_value() && executor.now() >= *budget_.deadline) {
       internal::request_cancel(task,
@@ -91,9 +101,19 @@ absl::Status Cx::poll_cancel() {
                                Budget::Infinite());
     }
   }
-  const CancelReason* reason = internal::deliverable_cancel(task, region_);
-  if (reason == nullptr) return absl::OkStatus();
-  if (task.cancel.requested()) task.cancel.acknowledge();
+  std::optional<CancelReason> reason;
+  {
+    std::lock_guard<internal::SpinLock> guard(task.lock);
+    if (task.cancel.shield_depth() > 0) return absl::OkStatus();
+    if (task.cancel.requested()) {
+      task.cancel.acknowledge();
+      reason = task.cancel.reason();
+    }
+  }
+  if (!reason.has_value()) {
+    if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
+    reason = region_->cancel_reason();
+  }
   return cancelled_status(*reason);
 }
 
@@ -102,7 +122,7 @@ bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {
   // must keep spending polls so that its cleanup budget can run out (SPEC 4.5).
   internal::TaskRecord& task = cx->task_record();
   task.resume_point = handle;
-  internal::wake(task, Lane::kReady);
+  task.executor->schedule(task, Lane::kReady);  // runs it again after this step (SPEC 6.3)
   return true;
 }
 
@@ -113,7 +133,7 @@ Cx::SleepAwaiter::SleepAwaiter(Cx* cx, std::optional<Time> deadline, Duration du
 }
 
 Cx::SleepAwaiter::~SleepAwaiter() {
-  if (registered) cx_->region().executor().remove_timer(*this);
+  if (task != nullptr) cx_->region().executor().remove_timer(*this);
 }
 
 bool Cx::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) {
@@ -124,9 +144,13 @@ bool Cx::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) {
   Executor& executor = cx_->region().executor();
   deadline = deadline_.value_or(executor.now() + duration_);
   if (deadline <= executor.now()) return false;
+  internal::begin_wait(cx_->task_record(), *this);
   executor.add_timer(*this);
-  internal::park(cx_->task_record(), *this, handle);
-  return true;
+  if (internal::park(*this, handle)) return true;
+  // Fired already (then the sleep is over), or a cancel is deliverable.
+  executor.remove_timer(*this);
+  cancelled_ = internal::cancel_deliverable(cx_->task_record(), scope);
+  return false;
 }
 
 absl::Status Cx::SleepAwaiter::await_resume() {
@@ -135,13 +159,12 @@ absl::Status Cx::SleepAwaiter::await_resume() {
   return absl::OkStatus();
 }
 
-bool Cx::SleepAwaiter::interrupt() {
-  if (registered) cx_->region().executor().remove_timer(*this);
+void Cx::SleepAwaiter::interrupt() {
+  cx_->region().executor().remove_timer(*this);
   cancelled_ = true;
-  return true;
 }
 
-void Cx::SleepAwaiter::fire() { internal::wake(cx_->task_record(), Lane::kTimed); }
+void Cx::SleepAwaiter::fire() { internal::wake(*task, ticket, Lane::kTimed); }
 
 namespace internal {
 
@@ -158,12 +181,12 @@ void register_spawned(Cx& parent, TaskRecord& child) {
   child.region = &region;
   child.executor = &region.executor();
   region.add_task(child);
-  wake(child, Lane::kReady);
+  schedule_new(child);
 }
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,
                              CancelKind kind) {
-  if (task.state == TaskState::kCompleted) return;
+  if (task.completed()) return;
   request_cancel(
       task,
       CancelReason(kind, task.region->id(), task.id, task.executor->now(), std::move(message)),

@@ -26,6 +26,7 @@
 
 #include <coroutine>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -122,7 +123,10 @@ class [[nodiscard]] ShieldGuard {
   ShieldGuard(ShieldGuard&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
   ShieldGuard& operator=(ShieldGuard&&) = delete;
   ~ShieldGuard() {
-    if (task_ != nullptr) task_->cancel.pop_shield();
+    if (task_ != nullptr) {
+      std::lock_guard<internal::SpinLock> guard(task_->lock);
+      task_->cancel.pop_shield();
+    }
   }
 
  private:
@@ -225,7 +229,7 @@ class Cx {
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> handle);
     absl::Status await_resume();
-    bool interrupt() override;
+    void interrupt() override;
     void fire() override;
 
    private:
@@ -307,8 +311,13 @@ class SpawnedTask final : public TypedTaskRecord<T> {
       this->outcome.emplace(outcome_from_value<T>(promise.take_value()));
     }
     // SPEC 4.6: finishing after a delivered request is recorded as Cancelled.
-    if (this->cancel.acknowledged() && (this->outcome->ok() || this->outcome->is_err())) {
-      this->outcome.emplace(Outcome<T>::Cancelled(this->cancel.reason()));
+    std::optional<CancelReason> acknowledged;
+    {
+      std::lock_guard<internal::SpinLock> guard(this->lock);
+      if (this->cancel.acknowledged()) acknowledged = this->cancel.reason();
+    }
+    if (acknowledged.has_value() && (this->outcome->ok() || this->outcome->is_err())) {
+      this->outcome.emplace(Outcome<T>::Cancelled(*acknowledged));
     }
   }
 
@@ -354,11 +363,11 @@ class TaskHandle {
 
   bool valid() const { return record_ != nullptr; }
   TaskId id() const { return record_ ? record_->id : TaskId(); }
-  bool finished() const {
-    return record_ != nullptr && record_->state == internal::TaskState::kCompleted;
-  }
+  bool finished() const { return record_ != nullptr && record_->completed(); }
   // True when the task was destroyed by escalation after its cleanup budget ran out (4.5).
-  bool budget_exhausted() const { return record_ != nullptr && record_->budget_exhausted; }
+  bool budget_exhausted() const {
+    return record_ != nullptr && record_->budget_exhausted.load(std::memory_order_relaxed);
+  }
 
   // The outcome, if the task finished and no join took it yet; never waits.
   std::optional<Outcome<T>> try_take() {
@@ -381,19 +390,23 @@ class TaskHandle {
       scope = &cx.region();
     }
     JoinAwaiter(const JoinAwaiter&) = delete;
-    ~JoinAwaiter() {
-      if (linked) unlink(*target_);
-    }
-    bool await_ready() const noexcept {
-      return target_ == nullptr || target_->state == internal::TaskState::kCompleted;
-    }
+    ~JoinAwaiter() { unlink_from_target(); }
+    bool await_ready() const noexcept { return target_ == nullptr || target_->completed(); }
     bool await_suspend(std::coroutine_handle<> handle) {
       early_ = cx_->poll_cancel();
       if (!early_.ok()) return false;
-      waiter = &cx_->task_record();
-      link(*target_);
-      internal::park(cx_->task_record(), *this, handle);
-      return true;
+      internal::begin_wait(cx_->task_record(), *this);
+      {
+        std::lock_guard<internal::SpinLock> guard(target_->lock);
+        if (target_->completed()) return false;
+        link(*target_);
+      }
+      if (internal::park(*this, handle)) return true;
+      // Not parked: the target finished in between (then it is complete), or a cancel is
+      // deliverable (await_resume reports it; the outcome stays for a later join).
+      unlink_from_target();
+      cancelled_ = !target_->completed();
+      return false;
     }
     Outcome<T> await_resume() {
       if (target_ == nullptr) {
@@ -411,18 +424,26 @@ class TaskHandle {
       target_->outcome_taken = true;
       return std::move(*target_->outcome);
     }
-    bool interrupt() override {
-      if (linked) unlink(*target_);
+    void interrupt() override {
+      unlink_from_target();
       cancelled_ = true;
-      return true;
     }
 
    private:
+    void unlink_from_target() {
+      if (target_ == nullptr) return;
+      std::lock_guard<internal::SpinLock> guard(target_->lock);
+      unlink(*target_);
+    }
+
     CancelReason cancel_reason_of(const absl::Status&) const {
       internal::TaskRecord& task = cx_->task_record();
-      const CancelReason* reason = internal::deliverable_cancel(task, &cx_->region());
-      if (reason != nullptr) return *reason;
-      if (task.cancel.requested()) return task.cancel.reason();
+      std::optional<CancelReason> reason = internal::deliverable_cancel(task, &cx_->region());
+      if (reason.has_value()) return *reason;
+      {
+        std::lock_guard<internal::SpinLock> guard(task.lock);
+        if (task.cancel.requested()) return task.cancel.reason();
+      }
       return CancelReason(CancelKind::kUser, cx_->region_id(), task.id, Time::Epoch(),
                           "join cancelled");
     }

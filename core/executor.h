@@ -5,9 +5,14 @@
 // implementation (seeded choice among runnable tasks, virtual time); //sched will provide the
 // multi-threaded one.
 //
-// Thread-safety: implementations define it; core calls an executor only from the thread that
-// is running one of its tasks or its scheduling loop. Lifetime: an executor outlives every
-// task, region and timer it was given.
+// Thread-safety: a multi-threaded executor must accept schedule(), promote_to_cancel_lane(),
+// add_timer() and remove_timer() from any thread, concurrently with the task running: a task is
+// resumed by one thread at a time, and a schedule() that arrives while it runs makes it run
+// once more afterwards (SPEC 6.3). remove_timer() returns only when fire() of that node is not
+// running and will not run. fire() may run with the executor's timer lock held; it may take a
+// task's lock and call schedule() but nothing else. Core never holds a task's lock while calling
+// schedule(). The lab executor is single-threaded.
+// Lifetime: an executor outlives every task, region and timer it was given.
 //
 // Cancellation contract: schedule() with Lane::kCancel must place the task ahead of timed and
 // ready work (SPEC 6.2), and move a task already queued in another lane to the cancel lane.
@@ -15,6 +20,7 @@
 #ifndef ASUPERSYNC_CORE_EXECUTOR_H_
 #define ASUPERSYNC_CORE_EXECUTOR_H_
 
+#include <atomic>
 #include <cstdint>
 
 #include "core/time.h"
@@ -51,9 +57,15 @@ class Executor {
  public:
   virtual ~Executor() = default;
 
-  // Makes `task` runnable in `lane`. A task already queued is not queued again (SPEC 6.3);
-  // a queued task moves to the cancel lane when asked to.
+  // Makes `task` runnable in `lane`, holding a reference on it while it is queued (add_ref;
+  // released after internal::run_task). A task already queued is not queued again (SPEC 6.3);
+  // a queued task moves to the cancel lane when asked to. Scheduling a completed task does
+  // nothing.
   virtual void schedule(internal::TaskRecord& task, Lane lane) = 0;
+
+  // A cancel request reached `task` without waking it: if it is queued in another lane, move
+  // it to the cancel lane (SPEC 6.2); otherwise do nothing.
+  virtual void promote_to_cancel_lane(internal::TaskRecord& task) {}
 
   // The runtime's clock (SPEC 1.1): monotonic in production, virtual in the lab.
   virtual Time now() const = 0;
@@ -71,12 +83,16 @@ class Executor {
   virtual void on_task_finished(internal::TaskRecord& task) {}
 
   // Identifier indices, per runtime so that a lab run is reproducible within one process.
-  uint32_t allocate_task_index() { return ++task_indices_; }
-  uint32_t allocate_region_index() { return ++region_indices_; }
+  uint32_t allocate_task_index() {
+    return task_indices_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  uint32_t allocate_region_index() {
+    return region_indices_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
 
  private:
-  uint32_t task_indices_ = 0;
-  uint32_t region_indices_ = 0;
+  std::atomic<uint32_t> task_indices_{0};
+  std::atomic<uint32_t> region_indices_{0};
 };
 
 }  // namespace asupersync

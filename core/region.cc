@@ -9,9 +9,10 @@ namespace asupersync {
 namespace {
 
 [[noreturn]] void invariant_violated(const std::string& what) {
-  std::fprintf(stderr, "asupersync invariant violated: %s\n", what.c_str());
-  std::abort();
+  internal::invariant_violated(what.c_str());
 }
+
+using TaskGuard = std::lock_guard<internal::SpinLock>;
 
 }  // namespace
 
@@ -43,23 +44,28 @@ Region::Region(Executor& executor, Region* parent, std::string name, RegionOptio
 }
 
 Region::~Region() {
-  if (state_ != RegionState::kClosed && !tasks_.empty()) {
+  if (state() != RegionState::kClosed && live_tasks_ != 0) {
     invariant_violated("region '" + name_ + "' destroyed with live tasks");
   }
 }
 
-std::unique_ptr<Region> Region::create_root(Executor& executor, RegionOptions options,
-                                            LeakPolicy default_leak_policy) {
-  return std::unique_ptr<Region>(
-      new Region(executor, nullptr, "root", options, default_leak_policy));
+void Region::release() {
+  const uint32_t previous = refs_.fetch_sub(1, std::memory_order_acq_rel);
+  if (previous == 0) invariant_violated("region '" + name_ + "' released too often");
+  if (previous == 1) delete this;
 }
 
-absl::StatusOr<std::unique_ptr<Region>> Region::create_child(Cx& cx, std::string name,
-                                                             RegionOptions options) {
+RegionRef Region::create_root(Executor& executor, RegionOptions options,
+                              LeakPolicy default_leak_policy) {
+  return RegionRef(new Region(executor, nullptr, "root", options, default_leak_policy));
+}
+
+absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string name, RegionOptions options) {
   Region& parent = cx.region();
-  if (parent.state_ != RegionState::kOpen) {
+  std::lock_guard<std::mutex> lock(parent.mutex_);
+  if (parent.state() != RegionState::kOpen) {
     return region_closed_error("Region::open('" + name + "'): parent region '" + parent.name_ +
-                               "' is " + std::string(region_state_name(parent.state_)) +
+                               "' is " + std::string(region_state_name(parent.state())) +
                                " and admits no child regions");
   }
   if (parent.options_.max_child_regions &&
@@ -68,19 +74,25 @@ absl::StatusOr<std::unique_ptr<Region>> Region::create_child(Cx& cx, std::string
                                         "' already has " + std::to_string(parent.children_.size()) +
                                         " open child regions (max_child_regions)");
   }
-  std::unique_ptr<Region> child(
+  RegionRef child(
       new Region(*parent.executor_, &parent, std::move(name), options, parent.ledger_.policy()));
   parent.children_.push_back(child.get());
   return child;
 }
 
+bool Region::quiescent_locked() const {
+  return live_tasks_ == 0 && admitted_ == 0 && children_.empty() && ledger_.pending() == 0;
+}
+
 bool Region::quiescent() const {
-  return tasks_.empty() && admitted_ == 0 && children_.empty() && ledger_.pending() == 0;
+  std::lock_guard<std::mutex> lock(mutex_);
+  return quiescent_locked();
 }
 
 RegionStats Region::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
   RegionStats stats;
-  stats.live_tasks = tasks_.size();
+  stats.live_tasks = live_tasks_;
   stats.open_child_regions = children_.size();
   stats.pending_obligations = ledger_.pending();
   stats.pending_finalizers = finalizers_.size();
@@ -89,10 +101,37 @@ RegionStats Region::stats() const {
   return stats;
 }
 
+CancelReason Region::cancel_reason() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancel_reason_;
+}
+
+std::vector<internal::TaskRecord*> Region::live_tasks_referenced() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<internal::TaskRecord*> tasks;
+  tasks.reserve(live_tasks_);
+  for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
+    task->add_ref();
+    tasks.push_back(task);
+  }
+  return tasks;
+}
+
+std::vector<Region*> Region::children_snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return children_;
+}
+
+size_t Region::live_task_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return live_tasks_;
+}
+
 absl::Status Region::admit_task() {
-  if (state_ != RegionState::kOpen) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (state() != RegionState::kOpen) {
     return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
-                               std::string(region_state_name(state_)));
+                               std::string(region_state_name(state())));
   }
   if (options_.max_tasks && admitted_ >= *options_.max_tasks) {
     return absl::ResourceExhaustedError("spawn into region '" + name_ + "' refused: it has " +
@@ -102,156 +141,222 @@ absl::Status Region::admit_task() {
   return absl::OkStatus();
 }
 
-void Region::abandon_admission() { --admitted_; }
+void Region::abandon_admission() {
+  internal::WakeToken closer;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --admitted_;
+    closer = take_closer_if_quiescent_locked();
+  }
+  std::move(closer).wake(Lane::kReady);
+}
 
 void Region::add_task(internal::TaskRecord& task) {
-  ++tasks_spawned_;
-  tasks_.push_back(&task);
+  std::optional<CancelReason> cancel;
+  Budget cleanup = Budget::Infinite();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++tasks_spawned_;
+    ++live_tasks_;
+    task.region_prev = nullptr;
+    task.region_next = tasks_head_;
+    if (tasks_head_ != nullptr) tasks_head_->region_prev = &task;
+    tasks_head_ = &task;
+    // A cancel that came between admission and now must still reach the task.
+    if (cancel_requested()) {
+      cancel = cancel_reason_;
+      cleanup = cleanup_budget_;
+    }
+  }
+  if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup);
 }
 
 void Region::on_task_finished(internal::TaskRecord& task) {
-  auto it = std::find(tasks_.begin(), tasks_.end(), &task);
-  if (it == tasks_.end()) invariant_violated("finished task not in its region");
-  tasks_.erase(it);
-  --admitted_;
   Outcome<void> outcome = task.outcome_summary();
-  const bool failed = outcome.is_err() || outcome.is_panicked();
-  // Children cancelled by this region's own decision do not make it Cancelled (file comment).
-  const bool counts = !outcome.is_cancelled() || cancelled_externally_ || !cancel_requested_;
-  if (counts) children_outcome_ = join(std::move(children_outcome_), std::move(outcome));
-  if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
-    cancel_internal(CancelKind::kFailFast,
-                    "task '" + task.name + "' failed; cancelling its siblings (FailFast)");
+  internal::WakeToken closer;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (task.region_prev != nullptr) {
+      task.region_prev->region_next = task.region_next;
+    } else if (tasks_head_ == &task) {
+      tasks_head_ = task.region_next;
+    } else {
+      invariant_violated("finished task '" + task.name + "' not in its region '" + name_ + "'");
+    }
+    if (task.region_next != nullptr) task.region_next->region_prev = task.region_prev;
+    task.region_prev = task.region_next = nullptr;
+    --live_tasks_;
+    --admitted_;
+    const bool failed = outcome.is_err() || outcome.is_panicked();
+    // Children cancelled by this region's own decision do not make it Cancelled (file comment).
+    const bool counts = !outcome.is_cancelled() || cancelled_externally_ || !cancel_requested();
+    if (counts) children_outcome_ = join(std::move(children_outcome_), std::move(outcome));
+    if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
+      cancel_internal_locked(CancelKind::kFailFast,
+                             "task '" + task.name + "' failed; cancelling its siblings (FailFast)",
+                             lock);
+    }
+    closer = take_closer_if_quiescent_locked();
   }
-  maybe_wake_closer();
+  std::move(closer).wake(Lane::kReady);
 }
 
 absl::Status Region::add_finalizer(std::function<void()> sync_finalizer,
                                    std::function<Task<void>(Cx&)> async_finalizer) {
-  if (state_ == RegionState::kFinalizing || state_ == RegionState::kClosed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const RegionState state = this->state();
+  if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
     return absl::FailedPreconditionError("cx.defer: region '" + name_ + "' is already " +
-                                         std::string(region_state_name(state_)));
+                                         std::string(region_state_name(state)));
   }
   finalizers_.push_back(Finalizer{std::move(sync_finalizer), std::move(async_finalizer)});
   return absl::OkStatus();
 }
 
 void Region::cancel(const CancelReason& reason, const Budget& cleanup) {
-  if (state_ == RegionState::kFinalizing || state_ == RegionState::kClosed) return;
+  std::unique_lock<std::mutex> lock(mutex_);
+  cancel_locked(reason, cleanup, lock);
+}
+
+void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
+                           std::unique_lock<std::mutex>& lock) {
+  const RegionState state = this->state();
+  if (state == RegionState::kFinalizing || state == RegionState::kClosed) return;
   const bool internal_origin =
       reason.origin_region() == id_ &&
       (reason.kind() == CancelKind::kFailFast || reason.kind() == CancelKind::kParentCancelled);
   if (!internal_origin) cancelled_externally_ = true;
-  if (!cancel_requested_) {
-    cancel_requested_ = true;
+  if (!cancel_requested()) {
     cancel_reason_ = reason;
     cleanup_budget_ = cleanup;
+    cancel_requested_.store(true, std::memory_order_release);
   } else {
     cancel_reason_ = strengthen(cancel_reason_, reason);
     cleanup_budget_ = meet(cleanup_budget_, cleanup);
   }
-  if (state_ == RegionState::kOpen) {
-    state_ = RegionState::kClosing;
+  if (state == RegionState::kOpen) {
+    state_.store(RegionState::kClosing, std::memory_order_release);
     ledger_.close_admission();
   }
-  // Copies: cancelling a task can finish others and change these lists.
-  std::vector<internal::TaskRecord*> tasks = tasks_;
-  for (internal::TaskRecord* task : tasks) task->add_ref();
-  for (internal::TaskRecord* task : tasks) {
+  // Tasks cannot leave the list while the lock is held (on_task_finished takes it), and
+  // request_cancel never takes this region's lock, so the list can be walked directly. The
+  // body-region chain it cancels holds only descendants of this region.
+  for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
     internal::request_cancel(*task, cancel_reason_, cleanup_budget_);
   }
-  std::vector<Region*> children = children_;
-  for (Region* child : children) {
-    child->cancel(
+  if (!children_.empty()) {
+    const CancelReason child_reason =
         cancel_reason_.caused_by(CancelKind::kParentCancelled, id_, std::nullopt, executor_->now(),
-                                 "parent region '" + name_ + "' was cancelled"),
-        cleanup_budget_);
+                                 "parent region '" + name_ + "' was cancelled");
+    for (Region* child : children_) child->cancel(child_reason, cleanup_budget_);
   }
   if (body_task_ != nullptr) internal::interrupt_scoped_wait(*body_task_, *this);
-  for (internal::TaskRecord* task : tasks) task->release();
 }
 
-void Region::cancel_internal(CancelKind kind, std::string message) {
-  cancel(CancelReason(kind, id_, std::nullopt, executor_->now(), std::move(message)),
-         Budget::Infinite());
+void Region::cancel_internal_locked(CancelKind kind, std::string message,
+                                    std::unique_lock<std::mutex>& lock) {
+  cancel_locked(CancelReason(kind, id_, std::nullopt, executor_->now(), std::move(message)),
+                Budget::Infinite(), lock);
 }
 
 void Region::begin_body(internal::TaskRecord& task) {
-  body_task_ = &task;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    body_task_ = &task;
+  }
+  TaskGuard guard(task.lock);
+  chain_task_ = &task;
   enclosing_body_region_ = task.body_region;
   task.body_region = this;
+  in_body_chain_ = true;
+}
+
+void Region::leave_body_chain() {
+  if (!in_body_chain_) return;
+  TaskGuard guard(chain_task_->lock);
+  if (chain_task_->body_region != this) {
+    invariant_violated("region '" + name_ + "' left its task's body chain out of order");
+  }
+  chain_task_->body_region = enclosing_body_region_;
+  in_body_chain_ = false;
 }
 
 void Region::end_body(OutcomeKind kind) {
-  if (body_task_ != nullptr) body_task_->body_region = enclosing_body_region_;
+  std::unique_lock<std::mutex> lock(mutex_);
   body_task_ = nullptr;
-  if (state_ == RegionState::kOpen) {
-    state_ = RegionState::kClosing;
+  if (state() == RegionState::kOpen) {
+    state_.store(RegionState::kClosing, std::memory_order_release);
     ledger_.close_admission();
   }
   if (kind != OutcomeKind::kOk) {
-    cancel_internal(CancelKind::kParentCancelled,
-                    "the region body finished with " + std::string(outcome_kind_name(kind)));
-  } else if (options_.cancel_children_on_exit && !tasks_.empty()) {
-    cancel_internal(CancelKind::kParentCancelled,
-                    "the region body returned; cancel_children_on_exit is set");
+    cancel_internal_locked(CancelKind::kParentCancelled,
+                           "the region body finished with " + std::string(outcome_kind_name(kind)),
+                           lock);
+  } else if (options_.cancel_children_on_exit && live_tasks_ != 0) {
+    cancel_internal_locked(CancelKind::kParentCancelled,
+                           "the region body returned; cancel_children_on_exit is set", lock);
   }
-  state_ = RegionState::kDraining;
+  state_.store(RegionState::kDraining, std::memory_order_release);
 }
 
 Region::CloseAwaiter Region::wait_for_children(Cx& cx) { return CloseAwaiter(this, &cx); }
 
+internal::WakeToken Region::take_closer_if_quiescent_locked() {
+  if (closer_ == nullptr || !quiescent_locked()) return {};
+  internal::WakeToken token(*closer_);
+  closer_ = nullptr;
+  return token;
+}
+
 void Region::maybe_wake_closer() {
-  if (closer_ != nullptr && quiescent()) {
-    internal::TaskRecord* closer = std::exchange(closer_, nullptr);
-    closer_wait_ = nullptr;
-    internal::wake(*closer, Lane::kReady);
+  internal::WakeToken closer;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closer = take_closer_if_quiescent_locked();
   }
+  std::move(closer).wake(Lane::kReady);
 }
 
 Region::CloseAwaiter::~CloseAwaiter() {
-  if (region_->closer_wait_ == this) {
-    region_->closer_ = nullptr;
-    region_->closer_wait_ = nullptr;
-  }
+  std::lock_guard<std::mutex> lock(region_->mutex_);
+  if (region_->closer_ == this) region_->closer_ = nullptr;
 }
 
 bool Region::CloseAwaiter::await_suspend(std::coroutine_handle<> handle) {
   internal::TaskRecord& task = cx_->task_record();
-  // A request already pending for the waiting task cancels the region first (no orphans).
-  if (const CancelReason* reason = internal::deliverable_cancel(task, scope)) {
-    region_->cancel(
-        reason->caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,
-                          region_->executor_->now(), "the task closing the region was cancelled"),
-        task.cancel.requested() ? task.cancel.cleanup_budget() : Budget::Infinite());
-    if (region_->quiescent()) return false;
+  internal::begin_wait(task, *this);
+  {
+    std::lock_guard<std::mutex> lock(region_->mutex_);
+    if (region_->quiescent_locked()) return false;
+    region_->closer_ = this;
   }
-  region_->closer_ = &task;
-  region_->closer_wait_ = this;
-  internal::park(task, *this, handle);
-  return true;
+  if (internal::park(*this, handle)) return true;
+  // Woken before it parked: the region became quiescent in between.
+  std::lock_guard<std::mutex> lock(region_->mutex_);
+  if (region_->closer_ == this) region_->closer_ = nullptr;
+  return false;
 }
 
-bool Region::CloseAwaiter::interrupt() {
-  internal::TaskRecord& task = cx_->task_record();
-  const CancelReason reason = task.cancel.requested()
-                                  ? task.cancel.reason()
-                                  : CancelReason(CancelKind::kParentCancelled, region_->id_,
-                                                 task.id, region_->executor_->now(), "");
-  region_->cancel(
-      reason.caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,
-                       region_->executor_->now(), "the task closing the region was cancelled"),
-      task.cancel.requested() ? task.cancel.cleanup_budget() : Budget::Infinite());
-  return false;  // keep waiting: the region must close before the wait ends
+void Region::CloseAwaiter::interrupt() {
+  internal::invariant_violated("a region-close wait was interrupted (it is not interruptible)");
 }
 
 Task<void> Region::run_finalizers(Cx& cx) {
-  state_ = RegionState::kFinalizing;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    state_.store(RegionState::kFinalizing, std::memory_order_release);
+  }
   // Finalizers run shielded (SPEC 3.6, 4.4); the shield is released at the end.
   absl::StatusOr<ShieldGuard> shield = cx.shield();
-  while (!finalizers_.empty()) {
-    Finalizer finalizer = std::move(finalizers_.back());
-    finalizers_.pop_back();
+  while (true) {
+    Finalizer finalizer;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (finalizers_.empty()) break;
+      finalizer = std::move(finalizers_.back());
+      finalizers_.pop_back();
+    }
+    std::optional<Outcome<void>> panicked;
     try {
       if (finalizer.sync) {
         finalizer.sync();
@@ -259,25 +364,43 @@ Task<void> Region::run_finalizers(Cx& cx) {
         co_await finalizer.async(cx);
       }
     } catch (...) {
-      children_outcome_ = join(std::move(children_outcome_),
-                               Outcome<void>::Panicked(PanicInfo::from_current_exception()));
+      panicked.emplace(Outcome<void>::Panicked(PanicInfo::from_current_exception()));
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (panicked.has_value()) {
+      children_outcome_ = join(std::move(children_outcome_), std::move(*panicked));
     }
     ++finalizers_run_;
   }
 }
 
-Outcome<void> Region::close() {
-  if (!quiescent()) invariant_violated("region '" + name_ + "' closing while not quiescent");
-  state_ = RegionState::kClosed;
-  if (parent_ != nullptr) {
-    auto it = std::find(parent_->children_.begin(), parent_->children_.end(), this);
-    if (it == parent_->children_.end()) invariant_violated("closed region not in its parent");
-    parent_->children_.erase(it);
-    parent_->maybe_wake_closer();
+void Region::detach_from_parent() {
+  if (parent_ == nullptr) return;
+  Region* parent = std::exchange(parent_, nullptr);
+  internal::WakeToken closer;
+  {
+    std::lock_guard<std::mutex> lock(parent->mutex_);
+    auto it = std::find(parent->children_.begin(), parent->children_.end(), this);
+    if (it == parent->children_.end()) invariant_violated("closed region not in its parent");
+    parent->children_.erase(it);
+    closer = parent->take_closer_if_quiescent_locked();
   }
-  Outcome<void> outcome = std::move(children_outcome_);
-  if (cancelled_externally_) {
-    outcome = join(std::move(outcome), Outcome<void>::Cancelled(cancel_reason_));
+  // The parent may close and go away once its closer runs: it is not touched after this.
+  std::move(closer).wake(Lane::kReady);
+}
+
+Outcome<void> Region::close() {
+  Outcome<void> outcome = Outcome<void>::Ok();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!quiescent_locked()) {
+      invariant_violated("region '" + name_ + "' closing while not quiescent");
+    }
+    state_.store(RegionState::kClosed, std::memory_order_release);
+    outcome = std::move(children_outcome_);
+    if (cancelled_externally_) {
+      outcome = join(std::move(outcome), Outcome<void>::Cancelled(cancel_reason_));
+    }
   }
   if (ledger_.policy() == LeakPolicy::kPanic) {
     for (const LeakReport& leak : ledger_.leaks()) {
@@ -285,7 +408,22 @@ Outcome<void> Region::close() {
           join(std::move(outcome), Outcome<void>::Panicked(PanicInfo{nullptr, leak.to_string()}));
     }
   }
+  leave_body_chain();
+  detach_from_parent();
   return outcome;
+}
+
+void Region::abandon() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (live_tasks_ != 0 || !children_.empty()) {
+      invariant_violated("region '" + name_ + "' abandoned with live work");
+    }
+    body_task_ = nullptr;
+    state_.store(RegionState::kClosed, std::memory_order_release);
+  }
+  leave_body_chain();
+  detach_from_parent();
 }
 
 std::string Region::dump() const {
@@ -295,21 +433,30 @@ std::string Region::dump() const {
 }
 
 void Region::dump_into(std::string& out, int depth) const {
+  std::lock_guard<std::mutex> lock(mutex_);
   const std::string indent(static_cast<size_t>(depth) * 2, ' ');
   out += indent + "region '" + name_ + "' " + id_.to_string() + " [" +
-         std::string(region_state_name(state_)) + "]";
-  if (cancel_requested_) out += " cancel: " + cancel_reason_.to_string();
+         std::string(region_state_name(state())) + "]";
+  if (cancel_requested()) out += " cancel: " + cancel_reason_.to_string();
   if (ledger_.pending() > 0) out += " obligations pending: " + std::to_string(ledger_.pending());
   out += "\n";
-  for (const internal::TaskRecord* task : tasks_) {
-    out += indent + "  task '" + task->name + "' " + task->id.to_string() + " [" +
-           std::string(internal::task_state_name(task->state)) + "]";
-    if (task->current_wait != nullptr)
-      out += " waiting on " + std::string(task->current_wait->what);
-    if (task->cancel.requested()) {
-      out += task->cancel.acknowledged() ? " cancel acknowledged" : " cancel requested";
+  // Oldest first, as spawned.
+  std::vector<const internal::TaskRecord*> tasks;
+  for (const internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
+    tasks.push_back(task);
+  }
+  for (auto it = tasks.rbegin(); it != tasks.rend(); ++it) {
+    internal::TaskRecord& task = const_cast<internal::TaskRecord&>(**it);
+    out += indent + "  task '" + task.name + "' " + task.id.to_string() + " [" +
+           std::string(internal::task_state_name(task.load_state())) + "]";
+    TaskGuard guard(task.lock);
+    if (task.current_wait != nullptr) {
+      out += " waiting on " + std::string(task.current_wait->what);
     }
-    out += " spawned at " + task->spawn_site.to_string() + "\n";
+    if (task.cancel.requested()) {
+      out += task.cancel.acknowledged() ? " cancel acknowledged" : " cancel requested";
+    }
+    out += " spawned at " + task.spawn_site.to_string() + "\n";
   }
   for (const Region* child : children_) child->dump_into(out, depth + 1);
 }

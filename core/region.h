@@ -19,21 +19,25 @@
 // siblings and the body; under CollectAll the others keep going (SPEC 3.5). Under the kPanic
 // leak policy a leaked obligation makes the outcome Panicked with the leak report (SPEC 5.3).
 //
-// Thread-safety: regions are driven by their runtime's scheduling loop; use a region only from
-// tasks of that runtime.
-// Lifetime: a Region object lives in the frame of its Region::open call, which outlives every
-// task of the region by construction.
-// Cancellation contract: waiting for the region to close is a cancellation point that does not
-// end the wait: a cancel delivered there cancels the region (its tasks get ParentCancelled) and
-// keeps waiting, so a region is never abandoned (no orphans, SPEC 1). A task parked there is
-// never destroyed by escalation while the region is live; the region's own tasks are.
+// Thread-safety: thread-safe. Tasks of the region may spawn, finish and cancel concurrently on
+// several workers; a mutex per region guards its lists and state (lock order: parent before
+// child, region before task).
+// Lifetime: a Region is reference counted. The frame of its Region::open call holds one
+// reference and outlives every task of the region by construction; a canceller holds one for
+// the duration of a cancel() call. A closed region is detached from its parent.
+// Cancellation contract: waiting for the region to close is not interruptible: a cancel request
+// reaching the task that waits cancels the region (its tasks get ParentCancelled) and the wait
+// goes on, so a region is never abandoned (no orphans, SPEC 1). A task parked there is never
+// destroyed by escalation while the region is live; the region's own tasks are.
 
 #ifndef ASUPERSYNC_CORE_REGION_H_
 #define ASUPERSYNC_CORE_REGION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -78,11 +82,33 @@ struct RegionStats {
   size_t tasks_spawned = 0;
 };
 
+class Region;
+
+// An owning reference to a Region (intrusive reference count).
+class RegionRef {
+ public:
+  RegionRef() = default;
+  explicit RegionRef(Region* region) : region_(region) {}  // adopts one reference
+  RegionRef(RegionRef&& other) noexcept : region_(std::exchange(other.region_, nullptr)) {}
+  RegionRef& operator=(RegionRef&& other) noexcept;
+  RegionRef(const RegionRef&) = delete;
+  RegionRef& operator=(const RegionRef&) = delete;
+  ~RegionRef() { reset(); }
+
+  Region* get() const { return region_; }
+  Region* operator->() const { return region_; }
+  Region& operator*() const { return *region_; }
+  explicit operator bool() const { return region_ != nullptr; }
+  void reset();
+
+ private:
+  Region* region_ = nullptr;
+};
+
 class Region {
  public:
   Region(const Region&) = delete;
   Region& operator=(const Region&) = delete;
-  ~Region();
 
   // SPEC 3.1. `body` is taken by value and lives until the region closes. Yields the region's
   // outcome (see the file comment). Fails with Err(RegionClosed) when the caller's region does
@@ -93,12 +119,13 @@ class Region {
 
   RegionId id() const { return id_; }
   const std::string& name() const { return name_; }
-  RegionState state() const { return state_; }
+  RegionState state() const { return state_.load(std::memory_order_acquire); }
   Region* parent() const { return parent_; }
   bool quiescent() const;
   RegionStats stats() const;
-  bool cancel_requested() const { return cancel_requested_; }
-  const CancelReason& cancel_reason() const { return cancel_reason_; }
+  bool cancel_requested() const { return cancel_requested_.load(std::memory_order_acquire); }
+  // The (strengthened) request; meaningful once cancel_requested().
+  CancelReason cancel_reason() const;
   ObligationLedger& ledger() { return ledger_; }
   Executor& executor() const { return *executor_; }
   EscalationPolicy escalation_policy() const { return options_.escalation; }
@@ -112,18 +139,21 @@ class Region {
   std::string dump() const;
 
   // --- Runtime internals (core and executors) -------------------------------------------------
-  static std::unique_ptr<Region> create_root(Executor& executor, RegionOptions options,
-                                             LeakPolicy default_leak_policy);
+  static RegionRef create_root(Executor& executor, RegionOptions options,
+                               LeakPolicy default_leak_policy);
+  void add_ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release();
   absl::Status admit_task();
   void abandon_admission();
   void add_task(internal::TaskRecord& task);
   void on_task_finished(internal::TaskRecord& task);
   absl::Status add_finalizer(std::function<void()> sync_finalizer,
                              std::function<Task<void>(Cx&)> async_finalizer);
-  const std::vector<internal::TaskRecord*>& live_tasks() const { return tasks_; }
-  const std::vector<Region*>& children() const { return children_; }
-  // The task running this region's body, while it runs.
-  internal::TaskRecord* body_task() const { return body_task_; }
+  // Snapshots for the lab and tests (each task in the list with a reference taken: release
+  // them when done).
+  std::vector<internal::TaskRecord*> live_tasks_referenced() const;
+  std::vector<Region*> children_snapshot() const;
+  size_t live_task_count() const;
 
  private:
   struct Finalizer {
@@ -134,8 +164,10 @@ class Region {
 
   Region(Executor& executor, Region* parent, std::string name, RegionOptions options,
          LeakPolicy leak_policy);
-  static absl::StatusOr<std::unique_ptr<Region>> create_child(Cx& cx, std::string name,
-                                                              RegionOptions options);
+  ~Region();  // by release()
+  static absl::StatusOr<RegionRef> create_child(Cx& cx, std::string name, RegionOptions options);
+  // Keeps the task's body-region chain (TaskRecord::body_region) up to date: the region is in
+  // it from begin_body until close() or abandon(), so a cancel of the task reaches it.
   void begin_body(internal::TaskRecord& task);
   // The body finished with `kind`: decide whether to cancel the children (SPEC 3.4).
   void end_body(OutcomeKind kind);
@@ -144,8 +176,19 @@ class Region {
   // Closed: checks quiescence, detaches from the parent, returns the children's joined outcome
   // (and leaks under kPanic).
   Outcome<void> close();
-  void cancel_internal(CancelKind kind, std::string message);
+  // The Region::open frame is being destroyed before close() (escalation of a quiescent
+  // region's body task): detach like close() does.
+  void abandon();
+  void leave_body_chain();
+  void detach_from_parent();
+  void cancel_locked(const CancelReason& reason, const Budget& cleanup,
+                     std::unique_lock<std::mutex>& lock);
+  void cancel_internal_locked(CancelKind kind, std::string message,
+                              std::unique_lock<std::mutex>& lock);
+  bool quiescent_locked() const;
+  // Wakes the task waiting in wait_for_children once the region is quiescent.
   void maybe_wake_closer();
+  internal::WakeToken take_closer_if_quiescent_locked();
   void dump_into(std::string& out, int depth) const;
 
   // The coroutine behind open(). The body is moved to the heap before the coroutine starts:
@@ -158,53 +201,71 @@ class Region {
   template <typename T>
   static Outcome<T> join_children(Outcome<T> body, const Outcome<void>& children);
 
+  // Constant after construction.
   Executor* executor_;
   Region* parent_;
   RegionId id_;
   std::string name_;
   RegionOptions options_;
-  RegionState state_ = RegionState::kOpen;
-  ObligationLedger ledger_;
 
-  std::vector<internal::TaskRecord*> tasks_;
+  std::atomic<uint32_t> refs_{1};
+  std::atomic<RegionState> state_{RegionState::kOpen};  // written under mutex_
+  std::atomic<bool> cancel_requested_{false};           // written under mutex_
+  ObligationLedger ledger_;                             // thread-safe by itself
+
+  mutable std::mutex mutex_;
+  // Guarded by mutex_.
+  internal::TaskRecord* tasks_head_ = nullptr;  // intrusive list through region_prev/next
+  size_t live_tasks_ = 0;
   std::vector<Region*> children_;
   size_t admitted_ = 0;  // admitted spawns not yet finished (includes unstarted ones)
   size_t tasks_spawned_ = 0;
   std::vector<Finalizer> finalizers_;
   size_t finalizers_run_ = 0;
-
-  bool cancel_requested_ = false;
   bool cancelled_externally_ = false;
   CancelReason cancel_reason_;
   Budget cleanup_budget_ = Budget::Infinite();
   Outcome<void> children_outcome_ = Outcome<void>::Ok();
-
   internal::TaskRecord* body_task_ = nullptr;
-  Region* enclosing_body_region_ = nullptr;  // the body region the same task ran before this
-  internal::TaskRecord* closer_ = nullptr;
-  internal::WaitNode* closer_wait_ = nullptr;
+  class CloseAwaiter* closer_ = nullptr;
 
-  friend void internal::request_cancel(internal::TaskRecord&, const CancelReason&, const Budget&);
+  // Set by begin_body; the chain is read under the body task's lock.
+  internal::TaskRecord* chain_task_ = nullptr;
+  Region* enclosing_body_region_ = nullptr;  // the body region the same task ran before this
+  bool in_body_chain_ = false;
 };
 
 class Region::CloseAwaiter final : public internal::WaitNode {
  public:
   CloseAwaiter(Region* region, Cx* cx) : region_(region), cx_(cx) {
     what = "region close";
+    interruptible = false;
     destroy_safe = false;
-    scope = cx->region().parent();
+    scope = &cx->region();
   }
   CloseAwaiter(const CloseAwaiter&) = delete;
   ~CloseAwaiter();
   bool await_ready() const { return region_->quiescent(); }
   bool await_suspend(std::coroutine_handle<> handle);
   void await_resume() const {}
-  bool interrupt() override;
+  void interrupt() override;
 
  private:
   Region* region_;
   Cx* cx_;
 };
+
+inline RegionRef& RegionRef::operator=(RegionRef&& other) noexcept {
+  if (this != &other) {
+    reset();
+    region_ = std::exchange(other.region_, nullptr);
+  }
+  return *this;
+}
+
+inline void RegionRef::reset() {
+  if (region_ != nullptr) std::exchange(region_, nullptr)->release();
+}
 
 template <typename T>
 Outcome<T> Region::join_children(Outcome<T> body, const Outcome<void>& children) {
@@ -233,11 +294,18 @@ auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, Region
                 "Region::open: the body must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
 
-  absl::StatusOr<std::unique_ptr<Region>> created = create_child(cx, std::move(name), options);
+  absl::StatusOr<RegionRef> created = create_child(cx, std::move(name), options);
   if (!created.ok()) co_return Outcome<T>::Err(created.status());
-  std::unique_ptr<Region> region = std::move(created).value();
+  RegionRef region = std::move(created).value();
   Cx body_cx = cx.for_region(*region, options.budget);
 
+  // Detaches the region if this frame is destroyed before the region closed (escalation).
+  struct AbandonGuard {
+    Region* region;
+    ~AbandonGuard() {
+      if (region->state() != RegionState::kClosed) region->abandon();
+    }
+  } abandon_guard{region.get()};
   region->begin_body(cx.task_record());
   std::optional<Outcome<T>> body_outcome;
   try {

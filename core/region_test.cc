@@ -394,30 +394,58 @@ TEST(CancelTest, IgnoringTaskIsEscalatedUnderDestroy) {
 }
 
 // SPEC 4.5: destroying tasks parked in every kind of await is safe (run under ASan: no
-// use-after-free, no leak, no dangling waiter). The lab tears deadlocked tasks down with the
-// same kDestroy path.
+// use-after-free, no leak, no dangling waiter). In an inner region, shielded tasks parked in a
+// join (on a task of the outer region, which stays alive) and in a sleep ignore the region's
+// cancellation; the cleanup deadline's escalation timer destroys them while parked, with no
+// deadlock teardown involved.
 TEST(CancelTest, DestroyTasksParkedInEveryAwait) {
-  auto outcome = run_lab(9, [](Cx& cx) -> Task<void> {
-    auto blocker = cx.spawn("blocker", [](Cx& c) -> Task<void> {
-      // Parked in join on a task that waits on a never-finishing region close below.
-      co_await c.sleep(Duration::Seconds(1'000'000));
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    lab::LabRuntime runtime(lab::LabOptions{.seed = seed});
+    auto destroyed = std::make_shared<int>(0);
+    auto outcome = runtime.run([destroyed, seed](Cx& cx) -> Task<void> {
+      auto blocker = cx.spawn(
+          "blocker", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Seconds(1'000'000)); });
+      auto blocker_handle = std::move(blocker).value();
+      auto inner =
+          Region::open(cx, "inner", [&blocker_handle, destroyed, seed](Cx& rx) -> Task<void> {
+            struct CountOnDestroy {
+              std::shared_ptr<int> count;
+              ~CountOnDestroy() { ++*count; }
+            };
+            auto joiner = rx.spawn("joiner", [&blocker_handle, destroyed](Cx& c) -> Task<void> {
+              CountOnDestroy guard{destroyed};
+              auto shield = c.shield();
+              (void)co_await blocker_handle.join(c);
+            });
+            auto sleeper = rx.spawn("sleeper", [destroyed](Cx& c) -> Task<void> {
+              CountOnDestroy guard{destroyed};
+              auto shield = c.shield();
+              (void)co_await c.sleep(Duration::Seconds(1'000'000));
+            });
+            co_await rx.yield();
+            co_await rx.yield();
+            rx.cancel_region("tear down", Budget::Infinite().with_deadline(
+                                              Time::Epoch() + Duration::Milliseconds(1)));
+            auto shield = rx.shield();
+            Outcome<void> joined = co_await joiner->join(rx);
+            EXPECT_TRUE(joined.is_cancelled()) << joined.to_string() << " seed " << seed;
+            EXPECT_TRUE(joiner->budget_exhausted()) << seed;
+            joined = co_await sleeper->join(rx);
+            EXPECT_TRUE(joined.is_cancelled()) << joined.to_string() << " seed " << seed;
+            EXPECT_TRUE(sleeper->budget_exhausted()) << seed;
+          });
+      Outcome<void> inner_outcome = co_await std::move(inner);
+      EXPECT_TRUE(inner_outcome.is_cancelled()) << inner_outcome.to_string();
+      EXPECT_FALSE(blocker_handle.finished());
+      cx.cancel_region("done");
     });
-    auto joiner = cx.spawn("joiner", [h = std::move(blocker).value()](Cx& c) mutable -> Task<void> {
-      auto shield = c.shield();
-      (void)co_await h.join(c);
-    });
-    auto sleeper = cx.spawn("sleeper", [](Cx& c) -> Task<void> {
-      auto shield = c.shield();
-      (void)co_await c.sleep(Duration::Seconds(1'000'000));
-    });
-    co_await cx.yield();
-    // Shielded tasks ignore the request; a short cleanup deadline escalates them.
-    cx.cancel_region("tear down",
-                     Budget::Infinite().with_deadline(Time::Epoch() + Duration::Milliseconds(1)));
-    co_return;
-  });
-  // Either escalated or torn down as a deadlock; in both cases every frame was destroyed.
-  SUCCEED() << outcome.to_string();
+    EXPECT_TRUE(outcome.is_cancelled()) << outcome.to_string();
+    EXPECT_FALSE(runtime.report().deadlocked) << runtime.report().deadlock_report;
+    EXPECT_EQ(*destroyed, 2) << "seed " << seed;
+    EXPECT_THAT(runtime.report().violations, ::testing::IsEmpty()) << "seed " << seed;
+    // Virtual time advanced to the cleanup deadline, not to the sleepers' deadlines.
+    EXPECT_LT(runtime.report().end_time, Time::Epoch() + Duration::Seconds(1));
+  }
 }
 
 // SPEC 11.1: a deadlock is reported with each task's wait.

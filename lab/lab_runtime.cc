@@ -33,16 +33,21 @@ void LabRuntime::mix(uint64_t value) {
 uint64_t LabRuntime::next_random() { return splitmix64(rng_state_); }
 
 void LabRuntime::schedule(internal::TaskRecord& task, Lane lane) {
+  if (task.completed()) return;
   if (task.queued) {
     if (lane != Lane::kCancel || task.queued_lane == Lane::kCancel) return;  // deduplicated
     auto& from = lanes_[static_cast<int>(task.queued_lane)];
     from.erase(std::find(from.begin(), from.end(), &task));
   } else {
     task.queued = true;
-    task.add_ref();  // the queue's reference; run_task releases it
+    task.add_ref();  // the queue's reference; released after the task ran
   }
   task.queued_lane = lane;
   lanes_[static_cast<int>(lane)].push_back(&task);
+}
+
+void LabRuntime::promote_to_cancel_lane(internal::TaskRecord& task) {
+  if (task.queued) schedule(task, Lane::kCancel);
 }
 
 void LabRuntime::add_timer(TimerNode& node) {
@@ -109,7 +114,9 @@ void LabRuntime::drive(internal::TaskRecord& driver) {
   report_.trace_hash = kFnvOffset;
   while (true) {
     if (internal::TaskRecord* task = pick()) {
+      task->queued = false;
       internal::run_task(*task);
+      task->release();
       if (++report_.steps > options_.max_steps) {
         std::fprintf(stderr, "lab: livelock: more than %llu steps\n",
                      static_cast<unsigned long long>(options_.max_steps));
@@ -118,7 +125,7 @@ void LabRuntime::drive(internal::TaskRecord& driver) {
       continue;
     }
     if (fire_next_timers()) continue;
-    if (driver.state == internal::TaskState::kCompleted) break;
+    if (driver.completed()) break;
     // Deadlock (SPEC 11.1): report, then destroy the blocked tasks (innermost first: a task
     // waiting on a region close is destroyed once its region closed).
     if (!report_.deadlocked) {
@@ -130,17 +137,13 @@ void LabRuntime::drive(internal::TaskRecord& driver) {
     while (!pending.empty()) {
       Region* region = pending.back();
       pending.pop_back();
-      for (internal::TaskRecord* task : region->live_tasks()) blocked.push_back(task);
-      for (Region* child : region->children()) pending.push_back(child);
+      for (internal::TaskRecord* task : region->live_tasks_referenced()) blocked.push_back(task);
+      for (Region* child : region->children_snapshot()) pending.push_back(child);
     }
     bool progressed = false;
-    for (internal::TaskRecord* task : blocked) task->add_ref();
     for (internal::TaskRecord* task : blocked) {
-      if (task->state != internal::TaskState::kCompleted &&
-          (task->current_wait == nullptr || task->current_wait->destroy_safe)) {
-        internal::escalate_destroy(*task);
-        progressed = true;
-      }
+      internal::escalate_destroy(*task);
+      if (task->completed()) progressed = true;
     }
     for (internal::TaskRecord* task : blocked) task->release();
     if (!progressed) {
@@ -154,7 +157,7 @@ void LabRuntime::drive(internal::TaskRecord& driver) {
 }
 
 void LabRuntime::check_oracles(const internal::TaskRecord& driver) {
-  if (!root_->live_tasks().empty() || !root_->children().empty()) {
+  if (root_->live_task_count() != 0 || !root_->children_snapshot().empty()) {
     report_.violations.push_back("task outlives its region: root region not quiescent:\n" +
                                  root_->dump());
   }

@@ -74,6 +74,7 @@ class LabRuntime final : public Executor {
 
   // Executor.
   void schedule(internal::TaskRecord& task, Lane lane) override;
+  void promote_to_cancel_lane(internal::TaskRecord& task) override;
   Time now() const override { return now_; }
   void add_timer(TimerNode& node) override;
   void remove_timer(TimerNode& node) override;
@@ -96,7 +97,7 @@ class LabRuntime final : public Executor {
   std::deque<internal::TaskRecord*> lanes_[3];
   std::map<std::pair<int64_t, uint64_t>, TimerNode*> timers_;
   uint64_t timer_sequence_ = 0;
-  std::unique_ptr<Region> root_;
+  RegionRef root_;
   LabReport report_;
 };
 

@@ -2,16 +2,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <vector>
 
 #include "core/region.h"
 
 namespace asupersync::internal {
 namespace {
 
-[[noreturn]] void invariant_violated(const char* what) {
-  std::fprintf(stderr, "asupersync invariant violated: %s\n", what);
-  std::abort();
-}
+using Guard = std::lock_guard<SpinLock>;
 
 // True when `region` is `ancestor` or below it.
 bool within(const Region* region, const Region* ancestor) {
@@ -21,21 +20,55 @@ bool within(const Region* region, const Region* ancestor) {
   return false;
 }
 
-void complete_task(TaskRecord& task) {
-  task.state = TaskState::kCompleted;
+// Requires task.lock.
+bool cancel_deliverable_locked(const TaskRecord& task, Region* scope) {
+  if (task.cancel.shield_depth() > 0) return false;
+  if (task.cancel.requested()) return true;
+  return scope != nullptr && scope != task.region && scope->cancel_requested();
+}
+
+// Takes the task's current wait away from every waker (requires task.lock): afterwards only
+// the caller may end it, by interrupting it and rescheduling the task.
+WaitNode* claim_wait_locked(TaskRecord& task) {
+  WaitNode* wait = task.current_wait;
   task.current_wait = nullptr;
-  // Wake every joiner; each unlinks itself as it is taken off the list.
-  while (JoinWaiterBase* waiter = task.join_waiters) {
-    waiter->unlink(task);
-    wake(*waiter->waiter, Lane::kReady);
+  task.current_ticket = 0;
+  return wait;
+}
+
+void complete_task(TaskRecord& task) {
+  // Joiners are woken after the lock is released; each token keeps its task alive.
+  WakeToken first_joiner;
+  std::vector<WakeToken> more_joiners;
+  bool escalation_armed;
+  {
+    Guard guard(task.lock);
+    task.state.store(TaskState::kCompleted, std::memory_order_release);
+    claim_wait_locked(task);
+    while (JoinWaiterBase* waiter = task.join_waiters) {
+      if (!first_joiner) {
+        first_joiner = WakeToken(*waiter);
+      } else {
+        more_joiners.emplace_back(*waiter);
+      }
+      waiter->unlink(task);
+    }
+    escalation_armed = task.escalation_timer.task != nullptr;
   }
+  if (escalation_armed) task.executor->remove_timer(task.escalation_timer);
+  if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
+  for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
-  Region* region = task.region;
-  region->on_task_finished(task);
+  task.region->on_task_finished(task);
   task.release();
 }
 
 }  // namespace
+
+void invariant_violated(const char* what) {
+  std::fprintf(stderr, "asupersync invariant violated: %s\n", what);
+  std::abort();
+}
 
 std::string_view task_state_name(TaskState state) {
   switch (state) {
@@ -52,8 +85,38 @@ std::string_view task_state_name(TaskState state) {
 }
 
 void TaskRecord::release() {
-  if (refs == 0) invariant_violated("TaskRecord released more often than referenced");
-  if (--refs == 0) destroy_self();
+  const uint32_t previous = refs.fetch_sub(1, std::memory_order_acq_rel);
+  if (previous == 0) invariant_violated("TaskRecord released more often than referenced");
+  if (previous == 1) destroy_self();
+}
+
+void TaskRecord::EscalationTimer::fire() {
+  // The record is alive: complete_task removes this timer before the region's reference goes.
+  task->executor->schedule(*task, Lane::kCancel);
+}
+
+WakeToken::WakeToken(const WaitNode& node) : task_(node.task), ticket_(node.ticket) {
+  if (task_ == nullptr) invariant_violated("WakeToken made for a node without begin_wait");
+  task_->add_ref();
+}
+
+WakeToken& WakeToken::operator=(WakeToken&& other) noexcept {
+  if (this != &other) {
+    reset();
+    task_ = std::exchange(other.task_, nullptr);
+    ticket_ = other.ticket_;
+  }
+  return *this;
+}
+
+void WakeToken::wake(Lane lane) && {
+  if (task_ == nullptr) return;
+  internal::wake(*task_, ticket_, lane);
+  reset();
+}
+
+void WakeToken::reset() {
+  if (task_ != nullptr) std::exchange(task_, nullptr)->release();
 }
 
 void JoinWaiterBase::link(TaskRecord& target) {
@@ -76,77 +139,156 @@ void JoinWaiterBase::unlink(TaskRecord& target) {
   linked = false;
 }
 
-const CancelReason* deliverable_cancel(TaskRecord& task, Region* scope) {
-  if (task.cancel.shield_depth() > 0) return nullptr;
-  if (task.cancel.requested()) return &task.cancel.reason();
-  if (scope != nullptr && scope != task.region && scope->cancel_requested()) {
-    return &scope->cancel_reason();
-  }
-  return nullptr;
+void begin_wait(TaskRecord& task, WaitNode& node) {
+  Guard guard(task.lock);
+  node.task = &task;
+  node.ticket = ++task.wait_tickets;
 }
 
-void park(TaskRecord& task, WaitNode& node, std::coroutine_handle<> resume_point) {
+bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
+  TaskRecord& task = *node.task;
+  Guard guard(task.lock);
+  if (task.early_wake_ticket == node.ticket) return false;
+  if (node.interruptible && cancel_deliverable_locked(task, node.scope)) return false;
   task.resume_point = resume_point;
   task.current_wait = &node;
+  task.current_ticket = node.ticket;
+  return true;
 }
 
-void wake(TaskRecord& task, Lane lane) {
-  if (task.state == TaskState::kCompleted) return;
-  task.current_wait = nullptr;
-  if (task.cancel.requested()) lane = Lane::kCancel;  // SPEC 6.2
+void wake(TaskRecord& task, uint64_t ticket, Lane lane) {
+  {
+    Guard guard(task.lock);
+    if (task.completed() || ticket == 0) return;
+    if (task.current_wait == nullptr || task.current_ticket != ticket) {
+      // Not parked on that wait: either it has not parked yet (remember the wake so park()
+      // returns at once) or the wake is stale (cancelled, or the task moved on).
+      if (task.current_wait == nullptr && ticket == task.wait_tickets) {
+        task.early_wake_ticket = ticket;
+      }
+      return;
+    }
+    claim_wait_locked(task);
+    if (task.cancel.requested()) lane = Lane::kCancel;  // SPEC 6.2
+  }
   task.executor->schedule(task, lane);
 }
 
+bool cancel_deliverable(TaskRecord& task, Region* scope) {
+  Guard guard(task.lock);
+  return cancel_deliverable_locked(task, scope);
+}
+
+std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope) {
+  {
+    Guard guard(task.lock);
+    if (task.cancel.shield_depth() > 0) return std::nullopt;
+    if (task.cancel.requested()) return task.cancel.reason();
+  }
+  if (scope != nullptr && scope != task.region && scope->cancel_requested()) {
+    return scope->cancel_reason();
+  }
+  return std::nullopt;
+}
+
+void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
+
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup) {
-  if (task.state == TaskState::kCompleted) return;  // SPEC 4.6: changes nothing
-  task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
-  // The regions whose body this task runs are part of its work: cancel them too (SPEC 4.1).
-  for (Region* region = task.body_region; region != nullptr;
-       region = region->enclosing_body_region()) {
+  WaitNode* claimed = nullptr;
+  // The regions whose body this task runs are part of its work: they are cancelled too
+  // (SPEC 4.1). References keep them alive once the lock is released.
+  Region* body_regions[8];
+  std::vector<Region*> more_body_regions;
+  size_t body_region_count = 0;
+  bool arm_escalation = false;
+  {
+    Guard guard(task.lock);
+    if (task.completed()) return;  // SPEC 4.6: changes nothing
+    task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
+    for (Region* region = task.body_region; region != nullptr;
+         region = region->enclosing_body_region()) {
+      region->add_ref();
+      if (body_region_count < 8) {
+        body_regions[body_region_count++] = region;
+      } else {
+        more_body_regions.push_back(region);
+      }
+    }
+    if (task.current_wait != nullptr && task.current_wait->interruptible &&
+        task.cancel.deliverable()) {
+      claimed = claim_wait_locked(task);
+    }
+    const Budget& budget = task.cancel.cleanup_budget();
+    if (budget.deadline.has_value() && task.escalation_timer.task == nullptr &&
+        task.region->escalation_policy() == EscalationPolicy::kDestroy) {
+      task.escalation_timer.task = &task;
+      task.escalation_timer.deadline = *budget.deadline;
+      arm_escalation = true;
+    }
+  }
+  if (arm_escalation) task.executor->add_timer(task.escalation_timer);
+  auto cancel_body_region = [&](Region* region) {
     region->cancel(
         reason.caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,
                          task.executor->now(), "the task running the body was cancelled"),
         cleanup);
-  }
-  if (task.current_wait != nullptr && task.cancel.deliverable()) {
-    WaitNode* wait = task.current_wait;
-    if (wait->interrupt()) {
-      wake(task, Lane::kCancel);
-      return;
-    }
+    region->release();
+  };
+  for (size_t i = 0; i < body_region_count; ++i) cancel_body_region(body_regions[i]);
+  for (Region* region : more_body_regions) cancel_body_region(region);
+  if (claimed != nullptr) {
+    claimed->interrupt();
+    task.executor->schedule(task, Lane::kCancel);
+    return;
   }
   // A task already queued moves to the cancel lane (SPEC 6.2).
-  if (task.queued) task.executor->schedule(task, Lane::kCancel);
+  task.executor->promote_to_cancel_lane(task);
 }
 
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
-  if (task.current_wait == nullptr || task.cancel.shield_depth() > 0) return;
-  if (!within(task.current_wait->scope, &cancelled)) return;
-  if (task.current_wait->interrupt()) wake(task, Lane::kCancel);
+  WaitNode* claimed = nullptr;
+  {
+    Guard guard(task.lock);
+    if (task.current_wait == nullptr || !task.current_wait->interruptible ||
+        task.cancel.shield_depth() > 0 || !within(task.current_wait->scope, &cancelled)) {
+      return;
+    }
+    claimed = claim_wait_locked(task);
+  }
+  claimed->interrupt();
+  task.executor->schedule(task, Lane::kCancel);
 }
 
-void run_task(TaskRecord& task) {
-  task.queued = false;
-  // The queue's reference, released when this step is over.
-  struct QueueReference {
-    TaskRecord& task;
-    ~QueueReference() { task.release(); }
-  } queue_reference{task};
-  if (task.state == TaskState::kCompleted) return;
-  if (task.cancel.requested()) {
-    const Budget& cleanup = task.cancel.cleanup_budget();
-    const bool polls_spent = task.polls_since_cancel >= cleanup.poll_quota;
-    const bool deadline_passed =
-        cleanup.deadline.has_value() && task.executor->now() >= *cleanup.deadline;
-    if ((polls_spent || deadline_passed) &&
-        task.region->escalation_policy() == EscalationPolicy::kDestroy) {
-      escalate_destroy(task);
-      if (task.state == TaskState::kCompleted) return;
+bool run_task(TaskRecord& task) {
+  if (task.completed()) return true;
+  bool escalate = false;
+  bool parked = false;
+  bool cancel_requested = false;
+  {
+    Guard guard(task.lock);
+    if (task.cancel.requested()) {
+      cancel_requested = true;
+      const Budget& cleanup = task.cancel.cleanup_budget();
+      const bool polls_spent = task.polls_since_cancel >= cleanup.poll_quota;
+      const bool deadline_passed =
+          cleanup.deadline.has_value() && task.executor->now() >= *cleanup.deadline;
+      escalate = (polls_spent || deadline_passed) &&
+                 task.region->escalation_policy() == EscalationPolicy::kDestroy;
     }
-    ++task.polls_since_cancel;
+    parked = task.current_wait != nullptr;
   }
-  if (task.state == TaskState::kCreated) task.executor->on_task_started(task);
-  task.state = TaskState::kRunning;
+  if (escalate) {
+    escalate_destroy(task);
+    if (task.completed()) return true;
+  }
+  // A dispatch without a wake (the escalation timer before its time, or a stale entry) never
+  // resumes a parked task.
+  if (parked) return false;
+  if (cancel_requested) ++task.polls_since_cancel;
+  if (task.state.load(std::memory_order_relaxed) == TaskState::kCreated) {
+    task.executor->on_task_started(task);
+  }
+  task.state.store(TaskState::kRunning, std::memory_order_relaxed);
   ++task.polls;
   task.resume_point.resume();
   if (task.frame_finished) {
@@ -154,25 +296,39 @@ void run_task(TaskRecord& task) {
     task.root.destroy();
     task.root = {};
     complete_task(task);
-    return;
+    return true;
   }
-  task.state = TaskState::kSuspended;
+  task.state.store(TaskState::kSuspended, std::memory_order_release);
+  return false;
 }
 
 void escalate_destroy(TaskRecord& task) {
-  if (task.state == TaskState::kCompleted || task.state == TaskState::kRunning) return;
-  if (task.current_wait != nullptr && !task.current_wait->destroy_safe) {
-    return;  // never abandon a live region; its own tasks are escalated instead
+  const TaskState state = task.load_state();
+  if (state == TaskState::kCompleted || state == TaskState::kRunning) return;
+  {
+    Guard guard(task.lock);
+    if (task.current_wait != nullptr && !task.current_wait->destroy_safe) return;
   }
-  task.budget_exhausted = true;
-  task.current_wait = nullptr;
-  CancelReason reason = task.cancel.requested()
-                            ? task.cancel.reason()
+  // Never abandon a region whose body this task runs while it has live work (only this thread
+  // changes body_region, so reading it without the lock is safe here).
+  for (Region* region = task.body_region; region != nullptr;
+       region = region->enclosing_body_region()) {
+    if (!region->quiescent()) return;
+  }
+  task.budget_exhausted.store(true, std::memory_order_relaxed);
+  std::optional<CancelReason> requested;
+  {
+    Guard guard(task.lock);
+    claim_wait_locked(task);  // stale wake tokens now do nothing
+    if (task.cancel.requested()) requested = task.cancel.reason();
+  }
+  CancelReason reason = requested.has_value()
+                            ? *requested
                             : CancelReason(CancelKind::kShutdown, RegionId(), task.id,
                                            task.executor->now(), "escalated");
   // Destroying the root frame destroys every frame it awaits; their awaiters deregister.
   std::coroutine_handle<> root = std::exchange(task.root, {});
-  root.destroy();
+  if (root) root.destroy();
   task.set_cancelled_outcome(reason);
   // If it is still queued, the queue's reference keeps the record alive and run_task skips it.
   complete_task(task);

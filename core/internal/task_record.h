@@ -1,25 +1,50 @@
 // The runtime record of a spawned task and the wait protocol shared by every awaiter.
 //
-// Internal to //core (and the executors that implement core/executor.h). User code sees a task
-// through TaskHandle<T> and its own Cx.
+// Internal to //core and to the packages that build waits or executors on it (//sync, //sched,
+// //net, //lab). User code sees a task through TaskHandle<T> and its own Cx.
 //
-// Thread-safety: a record is touched only by its executor's scheduling loop and by code running
-// inside tasks of that executor (single-threaded in the lab).
-// Lifetime: reference counted: one reference while the task is live (its region owns it) and
-// one per TaskHandle. The record, and the result it holds, outlive the coroutine frame, which is
-// destroyed as soon as the task completes.
+// Thread-safety: a record is shared between the worker running the task and any thread that
+// wakes it, cancels it or joins it. `lock` guards the wait and cancel state (the fields marked
+// "guarded"); `state` and `refs` are atomics; the executor owns its own fields. Lock order:
+// Region mutex (parent before child) → TaskRecord::lock → the lock of a primitive, a timer
+// wheel or an executor queue. No code holds a task's lock while it takes a region's, runs user
+// code or calls WaitNode::interrupt().
+// Lifetime: reference counted: one reference while the task is live (its region owns it), one
+// per TaskHandle, one per executor queue entry and one per pending WakeToken. The record, and
+// the result it holds, outlive the coroutine frame, which is destroyed as soon as the task
+// completes.
+//
+// The wait protocol (every awaiter that parks a task follows it; see docs/wait_protocol.md):
+//   1. await_suspend: `begin_wait(task, node)` gives the wait a ticket, unique per task.
+//   2. Register the node with what it waits on (under that primitive's lock).
+//   3. `if (!park(node, handle))` the wait ended before the task could suspend — it was already
+//      woken (the primitive granted it), or a cancel is deliverable: deregister (under the
+//      primitive's lock; a grant that raced in stays granted) and return false (don't suspend).
+//   4. Completer (any thread): under the primitive's lock take the node off the queue, record the
+//      grant in it and make a `WakeToken(node)`; release the lock; `std::move(token).wake(lane)`.
+//      A token wakes only the wait it was made for: a stale token (the wait was cancelled, or the
+//      task moved on) does nothing, so a waker never resumes a task that is waiting on something
+//      else.
+//   5. Cancellation (any thread): the runtime claims the wait under the task's lock — after that
+//      no token can wake it — then calls `node.interrupt()` without locks held; the node
+//      deregisters and notes that it was cancelled; the runtime reschedules the task in the
+//      cancel lane. The node's await_resume reports the cancellation (or a grant that raced in).
+//   6. A node's destructor deregisters too: frames may be destroyed while parked (SPEC 4.5).
 
 #ifndef ASUPERSYNC_CORE_INTERNAL_TASK_RECORD_H_
 #define ASUPERSYNC_CORE_INTERNAL_TASK_RECORD_H_
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "cancel/cancel_state.h"
 #include "core/budget.h"
 #include "core/executor.h"
 #include "core/id.h"
+#include "core/internal/spin_lock.h"
 #include "core/outcome.h"
 #include "core/source_site.h"
 
@@ -33,27 +58,59 @@ enum class TaskState : uint8_t { kCreated, kRunning, kSuspended, kCompleted };
 
 std::string_view task_state_name(TaskState state);
 
-// Base of every awaiter that parks a task. While parked, the task's `current_wait` points at
-// the node. When a deliverable cancel request reaches the task (or the region `scope` the wait
-// was made in), the runtime calls interrupt(): the node must deregister from what it waits on
-// and remember that it was cancelled; the runtime then reschedules the task in the cancel lane.
-// A node's destructor must also deregister (SPEC 4.5: frames may be destroyed while parked).
+class TaskRecord;
+
+// Base of every awaiter that parks a task (see the wait protocol above).
 class WaitNode {
  public:
-  // Returns true if the wait ended (the runtime reschedules the task), false if the task keeps
-  // waiting (region close: cancelling that wait cancels the region instead).
-  virtual bool interrupt() = 0;
+  // The runtime claimed this wait for a cancellation: deregister from what it waits on and
+  // remember that the wait was cancelled. Called at most once, with no runtime lock held, and
+  // only for `interruptible` nodes. The task is rescheduled after it returns.
+  virtual void interrupt() = 0;
 
   // What the task waits on, for diagnostics and deadlock reports ("sleep", "join", ...).
   const char* what = "";
   // Region of the Cx the wait was made with (region-scoped cancellation of a region body).
   Region* scope = nullptr;
+  // False for a wait that a cancel request must not end (a region close: cancelling that wait
+  // cancels the region instead, SPEC 4.1).
+  bool interruptible = true;
   // False while destroying the waiting frame would abandon live work (a region close).
   bool destroy_safe = true;
+
+  // Set by begin_wait().
+  TaskRecord* task = nullptr;
+  uint64_t ticket = 0;
 
  protected:
   ~WaitNode() = default;
 };
+
+// A reference to one parked wait, made by a completer under its own lock while the node is
+// still registered, and used after that lock is released. Holds a reference on the task, so
+// the task record stays valid even if the task finishes in between. Move-only.
+class WakeToken {
+ public:
+  WakeToken() = default;
+  explicit WakeToken(const WaitNode& node);
+  WakeToken(WakeToken&& other) noexcept
+      : task_(std::exchange(other.task_, nullptr)), ticket_(other.ticket_) {}
+  WakeToken& operator=(WakeToken&& other) noexcept;
+  WakeToken(const WakeToken&) = delete;
+  WakeToken& operator=(const WakeToken&) = delete;
+  ~WakeToken() { reset(); }
+
+  explicit operator bool() const { return task_ != nullptr; }
+  // Wakes the wait if it is still the task's current wait; consumes the token.
+  void wake(Lane lane = Lane::kReady) &&;
+
+ private:
+  void reset();
+  TaskRecord* task_ = nullptr;
+  uint64_t ticket_ = 0;
+};
+
+class JoinWaiterBase;
 
 class TaskRecord {
  public:
@@ -68,58 +125,80 @@ class TaskRecord {
   // The outcome without its value, once completed.
   virtual Outcome<void> outcome_summary() const = 0;
 
-  void add_ref() { ++refs; }
+  void add_ref() { refs.fetch_add(1, std::memory_order_relaxed); }
   // Frees the record when the last reference goes.
   void release();
 
+  TaskState load_state() const { return state.load(std::memory_order_acquire); }
+  bool completed() const { return load_state() == TaskState::kCompleted; }
+
+  // Identity, set before the task is first scheduled and constant afterwards.
   TaskId id;
   std::string name;
   SourceSite spawn_site;
   Region* region = nullptr;
   Executor* executor = nullptr;
-  TaskState state = TaskState::kCreated;
-  CancelState cancel;
   Budget budget = Budget::Infinite();
 
-  // The spawned coroutine, and the innermost suspended coroutine to resume next.
-  std::coroutine_handle<> root;
-  std::coroutine_handle<> resume_point;
-  WaitNode* current_wait = nullptr;
-  // Set by the root coroutine's final_suspend.
-  bool frame_finished = false;
-  bool budget_exhausted = false;
-  // Outcome recorded by the region join already (avoid double counting).
-  bool outcome_reported = false;
+  std::atomic<TaskState> state{TaskState::kCreated};
 
-  // The innermost region whose body this task is running (Region::open), or null.
+  SpinLock lock;
+  CancelState cancel;                      // guarded
+  WaitNode* current_wait = nullptr;        // guarded
+  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
+  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
+  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
+  JoinWaiterBase* join_waiters = nullptr;  // guarded
+  // The innermost region whose body this task runs (Region::open) until that region closed,
+  // or null. Guarded: the task changes it, cancellers read it.
   Region* body_region = nullptr;
 
-  // Scheduling state, owned by the executor. When schedule() queues a task that was not
-  // queued it sets `queued` and takes a reference (add_ref); run_task releases it.
-  bool queued = false;
-  Lane queued_lane = Lane::kReady;
-  uint64_t executor_data = 0;
-
+  // Touched only by the thread running the task.
+  std::coroutine_handle<> root;
+  std::coroutine_handle<> resume_point;
+  bool frame_finished = false;
+  std::atomic<bool> budget_exhausted{false};
   uint32_t polls = 0;
   uint32_t polls_since_cancel = 0;
 
-  // Tasks parked in join() on this one (intrusive, see JoinWaiter in task_handle.h).
-  class JoinWaiterBase* join_waiters = nullptr;
+  // Owned by the region (under its mutex): the region's intrusive list of live tasks.
+  TaskRecord* region_prev = nullptr;
+  TaskRecord* region_next = nullptr;
+  bool outcome_reported = false;
 
-  uint32_t refs = 1;
+  // Owned by the executor. The lab uses the plain fields; a multi-threaded executor keeps its
+  // queue/run/notify protocol in executor_state.
+  bool queued = false;
+  Lane queued_lane = Lane::kReady;
+  std::atomic<uint32_t> executor_state{0};
+  uint64_t executor_data = 0;
+  void* executor_link = nullptr;
+
+  // Schedules the task in the cancel lane when its cleanup deadline passes, so a task parked
+  // in a wait that ignores the request is still escalated (SPEC 4.5).
+  class EscalationTimer final : public TimerNode {
+   public:
+    void fire() override;
+    TaskRecord* task = nullptr;
+  };
+  EscalationTimer escalation_timer;  // guarded (registration decisions)
+
+  std::atomic<uint32_t> refs{1};
 
  protected:
   virtual ~TaskRecord() = default;
   virtual void destroy_self() = 0;
 };
 
+// A task parked in join() on another (intrusive list in the target's record, guarded by the
+// target's lock).
 class JoinWaiterBase : public WaitNode {
  public:
   JoinWaiterBase* prev = nullptr;
   JoinWaiterBase* next = nullptr;
-  TaskRecord* waiter = nullptr;
   bool linked = false;
 
+  // Both require the target's lock.
   void link(TaskRecord& target);
   void unlink(TaskRecord& target);
 
@@ -127,34 +206,47 @@ class JoinWaiterBase : public WaitNode {
   ~JoinWaiterBase() = default;
 };
 
-// The cancel request that a cancellation point made with a context for `scope` would deliver
-// now, or nullptr: the task's own request unless shielded, else a request on `scope` when it is
-// a region the task runs the body of.
-const CancelReason* deliverable_cancel(TaskRecord& task, Region* scope);
+// Step 1 of the wait protocol: a fresh ticket for `node` (sets node.task and node.ticket).
+void begin_wait(TaskRecord& task, WaitNode& node);
+// Step 3: parks the task on `node` at `resume_point`. False if the wait already ended (woken
+// before the park) or a cancel request is deliverable to it: the caller must not suspend.
+[[nodiscard]] bool park(WaitNode& node, std::coroutine_handle<> resume_point);
+// Wakes `task` if `ticket` is its current wait (or records an early wake for a wait that has
+// not parked yet). Routes to the cancel lane when a request is pending (SPEC 6.2).
+void wake(TaskRecord& task, uint64_t ticket, Lane lane);
 
-// Parks `task` on `node` at `resume_point` (call from await_suspend).
-void park(TaskRecord& task, WaitNode& node, std::coroutine_handle<> resume_point);
-// Makes a parked task runnable again (the wait was satisfied). Routes to the cancel lane when
-// a request is pending (SPEC 6.2).
-void wake(TaskRecord& task, Lane lane);
+// True if a cancellation point made with a context for `scope` would deliver a request now:
+// the task's own request unless shielded, else a request on `scope` when it is a region the
+// task runs the body of.
+bool cancel_deliverable(TaskRecord& task, Region* scope);
+// The request such a cancellation point would deliver, if any.
+std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope);
 
-// Requests cancellation of one task (SPEC 4.1, 4.2): records the request, interrupts its wait
-// if deliverable, and moves it to the cancel lane.
+// Makes a new task runnable (spawn).
+void schedule_new(TaskRecord& task);
+
+// Requests cancellation of one task (SPEC 4.1, 4.2): records the request, cancels the regions
+// whose body the task runs, interrupts its wait if deliverable, and moves it to the cancel lane.
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup);
 
 // Interrupts the wait of a task running a body in (or below) `cancelled`, when deliverable.
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled);
 
-// Runs one scheduling step of `task` (called by executors when they dispatch it; releases the
-// queue's reference): escalates if
-// its cleanup budget is spent (SPEC 4.5), resumes it, and completes it when its frame finished.
-void run_task(TaskRecord& task);
+// Runs one scheduling step of `task` (called by executors when they dispatch it; the executor
+// owns the queue reference and its queued flags): escalates if its cleanup budget is spent
+// (SPEC 4.5), resumes it unless it is parked, and completes it when its frame finished.
+// Returns true when the task is completed.
+bool run_task(TaskRecord& task);
 
 // Completes a task whose cleanup budget ran out under kDestroy: destroys the frame while it is
 // parked (every awaiter deregisters in its destructor) and records Cancelled with
-// budget_exhausted. No-op for a task that is waiting on a region close (regions are never
-// abandoned) or already completed.
+// budget_exhausted. No-op for a task that is running, completed, waiting on a region close, or
+// running the body of a region that still has live work (regions are never abandoned; their
+// own tasks are escalated instead). Call only from the thread that would run the task.
 void escalate_destroy(TaskRecord& task);
+
+// Aborts with a message naming the violated invariant.
+[[noreturn]] void invariant_violated(const char* what);
 
 }  // namespace asupersync::internal
 
