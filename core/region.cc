@@ -171,8 +171,7 @@ void Region::add_task(internal::TaskRecord& task) {
   if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup);
 }
 
-void Region::on_task_finished(internal::TaskRecord& task) {
-  Outcome<void> outcome = task.outcome_summary();
+void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome) {
   internal::WakeToken closer;
   {
     std::unique_lock<std::mutex> lock(mutex_);

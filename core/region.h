@@ -146,7 +146,8 @@ class Region {
   absl::Status admit_task();
   void abandon_admission();
   void add_task(internal::TaskRecord& task);
-  void on_task_finished(internal::TaskRecord& task);
+  // `outcome` is the task's outcome summary, taken before it was published to joiners.
+  void on_task_finished(internal::TaskRecord& task, Outcome<void> outcome);
   absl::Status add_finalizer(std::function<void()> sync_finalizer,
                              std::function<Task<void>(Cx&)> async_finalizer);
   // Snapshots for the lab and tests (each task in the list with a reference taken: release

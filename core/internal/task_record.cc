@@ -37,6 +37,9 @@ WaitNode* claim_wait_locked(TaskRecord& task) {
 }
 
 void complete_task(TaskRecord& task) {
+  // The region's summary is taken before the outcome is published: once `state` says
+  // completed, a joiner on another thread may move the outcome out.
+  Outcome<void> summary = task.outcome_summary();
   // Joiners are woken after the lock is released; each token keeps its task alive.
   WakeToken first_joiner;
   std::vector<WakeToken> more_joiners;
@@ -59,7 +62,7 @@ void complete_task(TaskRecord& task) {
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
-  task.region->on_task_finished(task);
+  task.region->on_task_finished(task, std::move(summary));
   task.release();
 }
 

@@ -1,0 +1,703 @@
+#include "sched/runtime.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/internal/task_record.h"
+#include "sched/internal/timing_wheel.h"
+
+namespace asupersync::sched {
+namespace {
+
+using internal::TaskRecord;
+
+// TaskRecord::executor_state: the queue/run protocol of SPEC 6.3.
+constexpr uint32_t kQueued = 1;        // in some lane (exactly one live entry owns the run)
+constexpr uint32_t kRunning = 2;       // a worker is running it
+constexpr uint32_t kNotified = 4;      // woken while running: queue again afterwards
+constexpr uint32_t kNotifyCancel = 8;  // ... in the cancel lane
+constexpr uint32_t kNotifyTimed = 16;  // ... in the timed lane
+constexpr uint32_t kInCancelLane = 32; // queued, and an entry is in a cancel lane
+
+int64_t monotonic_nanoseconds() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+void futex_wait(std::atomic<uint32_t>& word, uint32_t expected, int64_t timeout_nanoseconds) {
+  timespec timeout;
+  timespec* timeout_pointer = nullptr;
+  if (timeout_nanoseconds >= 0) {
+    timeout.tv_sec = timeout_nanoseconds / 1'000'000'000;
+    timeout.tv_nsec = timeout_nanoseconds % 1'000'000'000;
+    timeout_pointer = &timeout;
+  }
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected,
+          timeout_pointer, nullptr, 0);
+}
+
+void futex_wake(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr,
+          0);
+}
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint8_t cleanup_priority(TaskRecord& task) {
+  std::lock_guard<internal::SpinLock> guard(task.lock);
+  return task.cancel.requested() ? task.cancel.cleanup_budget().priority : 0;
+}
+
+// The ready run queue of one worker: a bounded FIFO ring that only its owner pushes to and
+// that the owner and thieves pop from the head with a CAS. A thief that reads a slot and then
+// loses the CAS discards what it read; the owner never overwrites a slot that a successful CAS
+// could still return, because it refuses to push when the ring is full.
+class RunQueue {
+ public:
+  static constexpr uint64_t kCapacity = 256;
+
+  RunQueue() {
+    for (auto& slot : slots_) slot.store(nullptr, std::memory_order_relaxed);
+  }
+
+  bool push(TaskRecord* task) {
+    const uint64_t tail = tail_.load(std::memory_order_relaxed);
+    const uint64_t head = head_.load(std::memory_order_acquire);
+    if (tail - head >= kCapacity) return false;
+    slots_[tail & (kCapacity - 1)].store(task, std::memory_order_relaxed);
+    tail_.store(tail + 1, std::memory_order_release);
+    return true;
+  }
+
+  TaskRecord* pop() {
+    uint64_t head = head_.load(std::memory_order_acquire);
+    while (true) {
+      const uint64_t tail = tail_.load(std::memory_order_acquire);
+      if (head >= tail) return nullptr;
+      TaskRecord* task = slots_[head & (kCapacity - 1)].load(std::memory_order_relaxed);
+      if (head_.compare_exchange_weak(head, head + 1, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        return task;
+      }
+    }
+  }
+
+  // Takes half of this queue (rounded up) into `thief` (the caller's own, empty queue) and
+  // returns one of them to run at once, or null.
+  TaskRecord* steal_into(RunQueue& thief) {
+    TaskRecord* taken[kCapacity / 2 + 1];
+    uint64_t head = head_.load(std::memory_order_acquire);
+    size_t count;
+    while (true) {
+      const uint64_t tail = tail_.load(std::memory_order_acquire);
+      if (head >= tail) return nullptr;
+      count = std::min<uint64_t>((tail - head + 1) / 2, kCapacity / 2);
+      for (size_t i = 0; i < count; ++i) {
+        taken[i] = slots_[(head + i) & (kCapacity - 1)].load(std::memory_order_relaxed);
+      }
+      if (head_.compare_exchange_weak(head, head + count, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        break;
+      }
+    }
+    for (size_t i = 1; i < count; ++i) {
+      if (!thief.push(taken[i])) internal::invariant_violated("steal into a full run queue");
+    }
+    return taken[0];
+  }
+
+  bool empty() const {
+    return head_.load(std::memory_order_acquire) >= tail_.load(std::memory_order_acquire);
+  }
+
+ private:
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<TaskRecord*> slots_[kCapacity];
+};
+
+}  // namespace
+
+struct Worker {
+  int index = 0;
+  std::thread thread;
+  RunQueue run_queue;
+  // Owner-only lanes.
+  TaskRecord* lifo_slot = nullptr;
+  std::deque<TaskRecord*> timed_lane;
+  std::deque<TaskRecord*> cancel_lane;  // by cleanup priority (highest first), then FIFO
+  int cancel_streak = 0;
+  int lifo_streak = 0;
+  uint32_t tick = 0;
+  bool in_dispatch = false;
+  // 0 while parked; an unparker stores 1 and wakes the futex.
+  std::atomic<uint32_t> futex_word{1};
+  std::atomic<bool> parked{false};
+  std::atomic<uint64_t> dispatches{0};
+  std::atomic<uint64_t> steals{0};
+  std::atomic<uint64_t> parks{0};
+};
+
+namespace {
+thread_local Worker* current_worker = nullptr;
+thread_local const void* current_runtime = nullptr;
+thread_local uint64_t random_state = 0;
+}  // namespace
+
+class Runtime::Impl {
+ public:
+  explicit Impl(RuntimeOptions options)
+      : options_(options),
+        wheel_(Time::FromNanoseconds(monotonic_nanoseconds())),
+        worker_count_(options.workers > 0
+                          ? options.workers
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
+
+  ~Impl() { stop(); }
+
+  void start() {
+    std::lock_guard<std::mutex> lock(start_mutex_);
+    if (started_) return;
+    started_ = true;
+    for (int i = 0; i < worker_count_; ++i) {
+      workers_.push_back(std::make_unique<Worker>());
+      workers_.back()->index = i;
+    }
+    for (auto& worker : workers_) {
+      worker->thread = std::thread([this, w = worker.get()] { worker_main(*w); });
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(start_mutex_);
+      if (!started_) return;
+      started_ = false;
+    }
+    stopping_.store(true, std::memory_order_seq_cst);
+    for (auto& worker : workers_) {
+      worker->futex_word.store(1, std::memory_order_release);
+      futex_wake(worker->futex_word);
+    }
+    for (auto& worker : workers_) worker->thread.join();
+    // Entries still queued hold references (only stale ones: run() returned, so every task of
+    // the main region finished).
+    for (auto& worker : workers_) {
+      while (TaskRecord* task = worker->run_queue.pop()) task->release();
+      for (TaskRecord* task : worker->timed_lane) task->release();
+      for (TaskRecord* task : worker->cancel_lane) task->release();
+      if (worker->lifo_slot != nullptr) worker->lifo_slot->release();
+    }
+    for (auto* queue : {&global_cancel_, &global_timed_, &injection_}) {
+      for (TaskRecord* task : *queue) task->release();
+      queue->clear();
+    }
+    workers_.clear();
+    stopping_.store(false);
+  }
+
+  // --- Executor ----------------------------------------------------------------------------
+
+  void schedule(TaskRecord& task, Lane lane) {
+    if (task.completed()) return;
+    uint32_t state = task.executor_state.load(std::memory_order_acquire);
+    while (true) {
+      if (state & kRunning) {
+        const uint32_t notified = state | kNotified |
+                                  (lane == Lane::kCancel  ? kNotifyCancel
+                                   : lane == Lane::kTimed ? kNotifyTimed
+                                                          : 0);
+        if (notified == state) return;
+        if (task.executor_state.compare_exchange_weak(state, notified,
+                                                      std::memory_order_acq_rel)) {
+          return;
+        }
+        continue;
+      }
+      if (state & kQueued) {
+        if (lane != Lane::kCancel || (state & kInCancelLane)) return;  // deduplicated
+        if (task.executor_state.compare_exchange_weak(state, state | kInCancelLane,
+                                                      std::memory_order_acq_rel)) {
+          task.add_ref();  // a second entry, in the cancel lane; the first goes stale
+          push(task, Lane::kCancel, /*woken_by_running_task=*/false);
+          return;
+        }
+        continue;
+      }
+      const uint32_t queued = kQueued | (lane == Lane::kCancel ? kInCancelLane : 0);
+      if (task.executor_state.compare_exchange_weak(state, queued, std::memory_order_acq_rel)) {
+        task.add_ref();
+        push(task, lane, /*woken_by_running_task=*/true);
+        return;
+      }
+    }
+  }
+
+  void promote_to_cancel_lane(TaskRecord& task) {
+    if (task.executor_state.load(std::memory_order_acquire) & kQueued) {
+      schedule(task, Lane::kCancel);
+    }
+  }
+
+  void add_timer(TimerNode& node) {
+    bool earlier;
+    {
+      std::lock_guard<std::mutex> lock(timer_mutex_);
+      if (node.registered) return;
+      wheel_.insert(node);
+      const int64_t next = wheel_.next_deadline().nanoseconds();
+      earlier = next < next_timer_.load(std::memory_order_relaxed);
+      next_timer_.store(next, std::memory_order_release);
+    }
+    // An earlier deadline than the driver sleeps for: wake it (or any parked worker, which then
+    // becomes the driver) so it re-arms.
+    if (earlier) {
+      Worker* driver = driver_.load(std::memory_order_acquire);
+      if (driver != nullptr) {
+        unpark(*driver);
+      } else {
+        unpark_one();
+      }
+    }
+  }
+
+  void remove_timer(TimerNode& node) {
+    std::lock_guard<std::mutex> lock(timer_mutex_);
+    if (node.registered) wheel_.remove(node);
+  }
+
+  uint64_t next_random() {
+    if (random_state == 0) {
+      random_state = static_cast<uint64_t>(monotonic_nanoseconds()) ^
+                     reinterpret_cast<uintptr_t>(&random_state);
+    }
+    return splitmix64(random_state);
+  }
+
+  // --- run() support ---------------------------------------------------------------------
+
+  void on_task_finished(TaskRecord& task) {
+    if (awaited_.load(std::memory_order_acquire) == &task) {
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      done_.notify_all();
+    }
+  }
+
+  void wait_for(TaskRecord& task, Region& root) {
+    {
+      std::unique_lock<std::mutex> lock(done_mutex_);
+      awaited_.store(&task, std::memory_order_release);
+      done_.wait(lock, [&] { return task.completed(); });
+      awaited_.store(nullptr, std::memory_order_release);
+    }
+    // The worker that completed the task may still be inside the root region's bookkeeping.
+    while (root.live_task_count() != 0) std::this_thread::yield();
+  }
+
+  RuntimeStats stats() const {
+    RuntimeStats stats;
+    for (const auto& worker : workers_) {
+      stats.dispatches += worker->dispatches.load(std::memory_order_relaxed);
+      stats.steals += worker->steals.load(std::memory_order_relaxed);
+      stats.parks += worker->parks.load(std::memory_order_relaxed);
+    }
+    stats.timers_fired = timers_fired_.load(std::memory_order_relaxed);
+    return stats;
+  }
+
+  int worker_count() const { return worker_count_; }
+  RuntimeOptions options_;
+
+ private:
+  // --- queues --------------------------------------------------------------------------------
+
+  void push(TaskRecord& task, Lane lane, bool woken_by_running_task) {
+    Worker* worker = current_runtime == this ? current_worker : nullptr;
+    if (worker == nullptr) {
+      push_global(task, lane);
+      return;
+    }
+    switch (lane) {
+      case Lane::kCancel:
+        push_cancel(*worker, task);
+        return;
+      case Lane::kTimed:
+        worker->timed_lane.push_back(&task);
+        return;
+      case Lane::kReady:
+        if (woken_by_running_task && worker->in_dispatch) {
+          // The task the running one just woke runs next (LIFO slot); the one it displaces
+          // joins the FIFO queue, where idle workers can steal it.
+          TaskRecord* displaced = std::exchange(worker->lifo_slot, &task);
+          if (displaced != nullptr) push_ready(*worker, *displaced);
+        } else {
+          push_ready(*worker, task);
+        }
+        return;
+    }
+  }
+
+  void push_cancel(Worker& worker, TaskRecord& task) {
+    const uint8_t priority = cleanup_priority(task);
+    auto position = worker.cancel_lane.end();
+    // Equal priorities stay FIFO; a higher one goes ahead of lower ones.
+    while (position != worker.cancel_lane.begin() && cleanup_priority(**(position - 1)) < priority) {
+      --position;
+    }
+    worker.cancel_lane.insert(position, &task);
+  }
+
+  void push_ready(Worker& worker, TaskRecord& task) {
+    if (!worker.run_queue.push(&task)) {
+      // Full: move half of it to the injection queue with the new task (amortised).
+      std::lock_guard<std::mutex> lock(global_mutex_);
+      for (uint64_t i = 0; i < RunQueue::kCapacity / 2; ++i) {
+        TaskRecord* moved = worker.run_queue.pop();
+        if (moved == nullptr) break;
+        injection_.push_back(moved);
+      }
+      injection_.push_back(&task);
+      global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
+                          std::memory_order_seq_cst);
+    }
+    notify_for_new_work();
+  }
+
+  void push_global(TaskRecord& task, Lane lane) {
+    {
+      std::lock_guard<std::mutex> lock(global_mutex_);
+      (lane == Lane::kCancel  ? global_cancel_
+       : lane == Lane::kTimed ? global_timed_
+                              : injection_)
+          .push_back(&task);
+      global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
+                          std::memory_order_seq_cst);
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst) > 0) unpark_one();
+  }
+
+  // Pops from the global queues, cancel first.
+  TaskRecord* pop_global(Worker& worker, bool cancel_only) {
+    if (global_count_.load(std::memory_order_acquire) == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(global_mutex_);
+    TaskRecord* task = nullptr;
+    for (auto* queue : {&global_cancel_, &global_timed_, &injection_}) {
+      if (cancel_only && queue != &global_cancel_) break;
+      if (!queue->empty()) {
+        task = queue->front();
+        queue->pop_front();
+        break;
+      }
+    }
+    // Take a batch of ready work along (amortises the lock).
+    if (task != nullptr && !cancel_only) {
+      for (int i = 0; i < 16 && !injection_.empty(); ++i) {
+        if (!worker.run_queue.push(injection_.front())) break;
+        injection_.pop_front();
+      }
+    }
+    global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
+                        std::memory_order_seq_cst);
+    return task;
+  }
+
+  TaskRecord* pop_cancel(Worker& worker) {
+    if (!worker.cancel_lane.empty()) {
+      TaskRecord* task = worker.cancel_lane.front();
+      worker.cancel_lane.pop_front();
+      return task;
+    }
+    return pop_global(worker, /*cancel_only=*/true);
+  }
+
+  bool other_work_waiting(const Worker& worker) const {
+    return !worker.timed_lane.empty() || worker.lifo_slot != nullptr ||
+           !worker.run_queue.empty() || global_count_.load(std::memory_order_relaxed) != 0;
+  }
+
+  TaskRecord* next_task(Worker& worker) {
+    TaskRecord* task = next_task_from_lanes(worker);
+    if (task != nullptr && !from_lifo_) worker.lifo_streak = 0;
+    from_lifo_ = false;
+    return task;
+  }
+
+  TaskRecord* next_task_from_lanes(Worker& worker) {
+    ++worker.tick;
+    if ((worker.tick & 15) == 0) fire_due_timers();
+    // Cancel lane first, with the streak limit (SPEC 6.2).
+    if (worker.cancel_streak < options_.cancel_streak_limit || !other_work_waiting(worker)) {
+      if (TaskRecord* task = pop_cancel(worker)) {
+        ++worker.cancel_streak;
+        return task;
+      }
+    }
+    worker.cancel_streak = 0;
+    if (!worker.timed_lane.empty()) {
+      TaskRecord* task = worker.timed_lane.front();
+      worker.timed_lane.pop_front();
+      return task;
+    }
+    // Fairness: now and then the injection queue goes before local work.
+    if (worker.tick % 61 == 0) {
+      if (TaskRecord* task = pop_global(worker, false)) return task;
+    }
+    if (worker.lifo_slot != nullptr) {
+      TaskRecord* task = std::exchange(worker.lifo_slot, nullptr);
+      if (++worker.lifo_streak <= 3) {
+        from_lifo_ = true;
+        return task;
+      }
+      // Three LIFO dispatches in a row: let the FIFO queue have a turn.
+      worker.lifo_streak = 0;
+      push_ready(worker, *task);
+    }
+    if (TaskRecord* task = worker.run_queue.pop()) return task;
+    return pop_global(worker, false);
+  }
+
+  TaskRecord* steal(Worker& worker) {
+    const int count = static_cast<int>(workers_.size());
+    if (count <= 1) return nullptr;
+    const int start = static_cast<int>(next_random() % static_cast<uint64_t>(count));
+    for (int i = 0; i < count; ++i) {
+      Worker& victim = *workers_[(start + i) % count];
+      if (&victim == &worker) continue;
+      if (TaskRecord* task = victim.run_queue.steal_into(worker.run_queue)) {
+        worker.steals.fetch_add(1, std::memory_order_relaxed);
+        return task;
+      }
+    }
+    return nullptr;
+  }
+
+  // --- dispatch ----------------------------------------------------------------------------
+
+  void dispatch(Worker& worker, TaskRecord& task) {
+    uint32_t state = task.executor_state.load(std::memory_order_acquire);
+    while (true) {
+      if (!(state & kQueued)) {  // a stale entry (the task was promoted and already ran)
+        task.release();
+        return;
+      }
+      if (task.executor_state.compare_exchange_weak(state, kRunning, std::memory_order_acq_rel)) {
+        break;
+      }
+    }
+    worker.dispatches.fetch_add(1, std::memory_order_relaxed);
+    worker.in_dispatch = true;
+    const bool completed = internal::run_task(task);
+    worker.in_dispatch = false;
+    state = task.executor_state.load(std::memory_order_acquire);
+    while (true) {
+      if ((state & kNotified) && !completed) {
+        const Lane lane = (state & kNotifyCancel)  ? Lane::kCancel
+                          : (state & kNotifyTimed) ? Lane::kTimed
+                                                   : Lane::kReady;
+        const uint32_t queued = kQueued | (lane == Lane::kCancel ? kInCancelLane : 0);
+        if (task.executor_state.compare_exchange_weak(state, queued, std::memory_order_acq_rel)) {
+          // The entry's reference carries over. A yield goes to the back of the FIFO queue.
+          push(task, lane, /*woken_by_running_task=*/false);
+          return;
+        }
+        continue;
+      }
+      if (task.executor_state.compare_exchange_weak(state, 0, std::memory_order_acq_rel)) break;
+    }
+    task.release();
+  }
+
+  // --- timers --------------------------------------------------------------------------------
+
+  void fire_due_timers() {
+    const int64_t now = monotonic_nanoseconds();
+    if (now < next_timer_.load(std::memory_order_acquire)) return;
+    std::lock_guard<std::mutex> lock(timer_mutex_);
+    const size_t fired = wheel_.advance(Time::FromNanoseconds(now),
+                                        [](TimerNode& node) { node.fire(); });
+    timers_fired_.fetch_add(fired, std::memory_order_relaxed);
+    next_timer_.store(wheel_.next_deadline().nanoseconds(), std::memory_order_release);
+  }
+
+  // --- parking -------------------------------------------------------------------------------
+
+  void notify_for_new_work() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst) > 0 &&
+        searching_.load(std::memory_order_seq_cst) == 0) {
+      unpark_one();
+    }
+  }
+
+  void unpark(Worker& worker) {
+    worker.futex_word.store(1, std::memory_order_release);
+    futex_wake(worker.futex_word);
+  }
+
+  void unpark_one() {
+    Worker* chosen = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(sleepers_mutex_);
+      if (sleepers_.empty()) return;
+      chosen = sleepers_.back();
+      sleepers_.pop_back();
+      sleeping_.fetch_sub(1, std::memory_order_seq_cst);
+    }
+    unpark(*chosen);
+  }
+
+  bool stealable_work_exists(const Worker& self) const {
+    if (global_count_.load(std::memory_order_seq_cst) != 0) return true;
+    for (const auto& worker : workers_) {
+      if (worker.get() != &self && !worker->run_queue.empty()) return true;
+    }
+    return false;
+  }
+
+  void park(Worker& worker) {
+    worker.futex_word.store(0, std::memory_order_seq_cst);
+    {
+      std::lock_guard<std::mutex> lock(sleepers_mutex_);
+      sleepers_.push_back(&worker);
+      sleeping_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // Re-check after announcing: a producer either sees this sleeper or this check sees its
+    // work (both sides fence), so no wake-up is lost.
+    bool has_work = stealable_work_exists(worker) || stopping_.load(std::memory_order_seq_cst);
+    // The first parked worker drives the timers: it sleeps until the next deadline.
+    Worker* expected = nullptr;
+    const bool driver = driver_.compare_exchange_strong(expected, &worker);
+    int64_t timeout = -1;
+    if (driver) {
+      const int64_t next = next_timer_.load(std::memory_order_acquire);
+      if (next != Time::Infinite().nanoseconds()) {
+        timeout = std::max<int64_t>(0, next - monotonic_nanoseconds());
+        if (timeout == 0) has_work = true;
+      }
+    }
+    if (!has_work) {
+      worker.parks.fetch_add(1, std::memory_order_relaxed);
+      while (worker.futex_word.load(std::memory_order_acquire) == 0) {
+        futex_wait(worker.futex_word, 0, timeout);
+        if (timeout >= 0) break;  // the driver wakes for its timer
+      }
+    }
+    if (driver) driver_.store(nullptr, std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lock(sleepers_mutex_);
+      auto it = std::find(sleepers_.begin(), sleepers_.end(), &worker);
+      if (it != sleepers_.end()) {
+        sleepers_.erase(it);
+        sleeping_.fetch_sub(1, std::memory_order_seq_cst);
+      }
+    }
+    worker.futex_word.store(1, std::memory_order_relaxed);
+    fire_due_timers();
+  }
+
+  void worker_main(Worker& worker) {
+    current_worker = &worker;
+    current_runtime = this;
+    while (!stopping_.load(std::memory_order_acquire)) {
+      if (TaskRecord* task = next_task(worker)) {
+        dispatch(worker, *task);
+        continue;
+      }
+      fire_due_timers();
+      if (!worker.timed_lane.empty() || !worker.cancel_lane.empty()) continue;
+      // Search: steal a few rounds before parking.
+      searching_.fetch_add(1, std::memory_order_seq_cst);
+      TaskRecord* found = nullptr;
+      for (int round = 0; round < 4 && found == nullptr; ++round) {
+        found = steal(worker);
+        if (found == nullptr) found = pop_global(worker, false);
+        if (found == nullptr) std::this_thread::yield();
+      }
+      searching_.fetch_sub(1, std::memory_order_seq_cst);
+      if (found != nullptr) {
+        // More may be waiting: let another parked worker search too.
+        if (!worker.run_queue.empty()) notify_for_new_work();
+        dispatch(worker, *found);
+        continue;
+      }
+      park(worker);
+    }
+    current_worker = nullptr;
+    current_runtime = nullptr;
+  }
+
+  static thread_local bool from_lifo_;
+
+  std::mutex start_mutex_;
+  bool started_ = false;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex timer_mutex_;
+  TimingWheel wheel_;
+  std::atomic<int64_t> next_timer_{Time::Infinite().nanoseconds()};
+  std::atomic<uint64_t> timers_fired_{0};
+
+  std::mutex global_mutex_;
+  std::deque<TaskRecord*> global_cancel_;
+  std::deque<TaskRecord*> global_timed_;
+  std::deque<TaskRecord*> injection_;
+  std::atomic<size_t> global_count_{0};
+
+  std::mutex sleepers_mutex_;
+  std::vector<Worker*> sleepers_;
+  std::atomic<int> sleeping_{0};
+  std::atomic<int> searching_{0};
+  std::atomic<Worker*> driver_{nullptr};
+
+  std::mutex done_mutex_;
+  std::condition_variable done_;
+  std::atomic<TaskRecord*> awaited_{nullptr};
+
+  const int worker_count_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+thread_local bool Runtime::Impl::from_lifo_ = false;
+
+Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>(options)) {}
+
+Runtime::~Runtime() { impl_->stop(); }
+
+RegionRef Runtime::make_root() {
+  impl_->start();
+  return Region::create_root(*this, RegionOptions{}, impl_->options_.leak_policy);
+}
+
+void Runtime::wait_for(internal::TaskRecord& task, Region& root) { impl_->wait_for(task, root); }
+
+int Runtime::worker_count() const { return impl_->worker_count(); }
+RuntimeStats Runtime::stats() const { return impl_->stats(); }
+void Runtime::schedule(internal::TaskRecord& task, Lane lane) { impl_->schedule(task, lane); }
+void Runtime::promote_to_cancel_lane(internal::TaskRecord& task) {
+  impl_->promote_to_cancel_lane(task);
+}
+Time Runtime::now() const { return Time::FromNanoseconds(monotonic_nanoseconds()); }
+void Runtime::add_timer(TimerNode& node) { impl_->add_timer(node); }
+void Runtime::remove_timer(TimerNode& node) { impl_->remove_timer(node); }
+uint64_t Runtime::next_random() { return impl_->next_random(); }
+void Runtime::on_task_finished(internal::TaskRecord& task) { impl_->on_task_finished(task); }
+
+}  // namespace asupersync::sched
