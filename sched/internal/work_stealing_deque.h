@@ -208,9 +208,16 @@ class WorkStealingDeque {
     return static_cast<size_t>(mask_ + 1 - std::min(used, mask_ + 1));
   }
 
-  alignas(kCacheLineSize) std::atomic<int64_t> top_{0};
-  alignas(kCacheLineSize) std::atomic<int64_t> bottom_{0};
-  alignas(kCacheLineSize) const int64_t mask_;
+  // Padding rather than alignas: it keeps `top_` (written by thieves) and `bottom_` (written by
+  // the owner) a full cache line apart from each other and from the read-mostly fields however
+  // the deque itself is aligned (an over-aligned type is not honoured everywhere, e.g. by
+  // AddressSanitizer's fake stack frames).
+  [[maybe_unused]] char padding_before_top_[kCacheLineSize] = {};
+  std::atomic<int64_t> top_{0};
+  [[maybe_unused]] char padding_after_top_[kCacheLineSize] = {};
+  std::atomic<int64_t> bottom_{0};
+  [[maybe_unused]] char padding_after_bottom_[kCacheLineSize] = {};
+  const int64_t mask_;
   const std::unique_ptr<std::atomic<T*>[]> buffer_;
 };
 

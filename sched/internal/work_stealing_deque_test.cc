@@ -174,22 +174,27 @@ TEST(WorkStealingDequeStressTest, EveryItemIsTakenExactlyOnce) {
 // The last-item race: in every round the owner pops and a thief steals, at the same moment,
 // from a deque that holds one or two items; small random delays sweep their relative timing.
 TEST(WorkStealingDequeStressTest, LastItemGoesToExactlyOneTaker) {
-  constexpr int kRounds = 40000;
+  constexpr int kRounds = 60000;
   std::vector<Item> items = make_items(2 * kRounds);
   std::vector<std::atomic<int>> taken(2 * kRounds);
   WorkStealingDeque<Item> deque(4);
   std::atomic<int> round_started{-1};
   std::atomic<int> thief_done{-1};
   auto spin = [](unsigned iterations) {
-    for (volatile unsigned i = 0; i < iterations; i = i + 1) {
+    for (unsigned i = 0; i < iterations; ++i) asm volatile("" ::: "memory");
+  };
+  // Spins (the two sides must start their round close together), but yields now and then: on
+  // a machine with fewer free cores than threads, pure spinning waits out whole time slices.
+  auto await = [](const std::atomic<int>& flag, int round) {
+    for (int spins = 0; flag.load(std::memory_order_acquire) < round; ++spins) {
+      if (spins % 256 == 255) std::this_thread::yield();
     }
   };
 
   std::thread thief([&] {
     std::mt19937 random(7);
     for (int round = 0; round < kRounds; ++round) {
-      while (round_started.load(std::memory_order_acquire) < round) {
-      }
+      await(round_started, round);
       spin(random() % 32);
       if (Item* item = deque.steal()) taken[item->id].fetch_add(1);
       thief_done.store(round, std::memory_order_release);
@@ -201,10 +206,9 @@ TEST(WorkStealingDequeStressTest, LastItemGoesToExactlyOneTaker) {
     const int count = 1 + round % 2;
     for (int i = 0; i < count; ++i) ASSERT_TRUE(deque.push(&items[2 * round + i]));
     round_started.store(round, std::memory_order_release);
-    spin(random() % 32);
+    spin(random() % 128);
     while (Item* item = deque.pop()) taken[item->id].fetch_add(1);
-    while (thief_done.load(std::memory_order_acquire) < round) {
-    }
+    await(thief_done, round);
     while (Item* item = deque.pop()) taken[item->id].fetch_add(1);
   }
   thief.join();
