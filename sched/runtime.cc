@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/internal/task_record.h"
+#include "sched/internal/reactor.h"
 #include "sched/internal/timing_wheel.h"
 
 namespace asupersync::sched {
@@ -22,12 +23,12 @@ namespace {
 using internal::TaskRecord;
 
 // TaskRecord::executor_state: the queue/run protocol of SPEC 6.3.
-constexpr uint32_t kQueued = 1;        // in some lane (exactly one live entry owns the run)
-constexpr uint32_t kRunning = 2;       // a worker is running it
-constexpr uint32_t kNotified = 4;      // woken while running: queue again afterwards
-constexpr uint32_t kNotifyCancel = 8;  // ... in the cancel lane
-constexpr uint32_t kNotifyTimed = 16;  // ... in the timed lane
-constexpr uint32_t kInCancelLane = 32; // queued, and an entry is in a cancel lane
+constexpr uint32_t kQueued = 1;         // in some lane (exactly one live entry owns the run)
+constexpr uint32_t kRunning = 2;        // a worker is running it
+constexpr uint32_t kNotified = 4;       // woken while running: queue again afterwards
+constexpr uint32_t kNotifyCancel = 8;   // ... in the cancel lane
+constexpr uint32_t kNotifyTimed = 16;   // ... in the timed lane
+constexpr uint32_t kInCancelLane = 32;  // queued, and an entry is in a cancel lane
 
 int64_t monotonic_nanoseconds() {
   timespec now;
@@ -164,12 +165,24 @@ class Runtime::Impl {
  public:
   explicit Impl(RuntimeOptions options)
       : options_(options),
+        reactor_(create_reactor()),
         wheel_(Time::FromNanoseconds(monotonic_nanoseconds())),
         worker_count_(options.workers > 0
                           ? options.workers
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
 
   ~Impl() { stop(); }
+
+  static std::unique_ptr<Reactor> create_reactor() {
+    absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::create();
+    if (!reactor.ok()) {
+      internal::invariant_violated(
+          ("runtime: cannot create the epoll reactor: " + reactor.status().ToString()).c_str());
+    }
+    return std::move(reactor).value();
+  }
+
+  Reactor& reactor() { return *reactor_; }
 
   void start() {
     std::lock_guard<std::mutex> lock(start_mutex_);
@@ -191,10 +204,8 @@ class Runtime::Impl {
       started_ = false;
     }
     stopping_.store(true, std::memory_order_seq_cst);
-    for (auto& worker : workers_) {
-      worker->futex_word.store(1, std::memory_order_release);
-      futex_wake(worker->futex_word);
-    }
+    for (auto& worker : workers_) unpark(*worker);
+    reactor_->wake();
     for (auto& worker : workers_) worker->thread.join();
     // Entries still queued hold references (only stale ones: run() returned, so every task of
     // the main region finished).
@@ -224,8 +235,7 @@ class Runtime::Impl {
                                    : lane == Lane::kTimed ? kNotifyTimed
                                                           : 0);
         if (notified == state) return;
-        if (task.executor_state.compare_exchange_weak(state, notified,
-                                                      std::memory_order_acq_rel)) {
+        if (task.executor_state.compare_exchange_weak(state, notified, std::memory_order_acq_rel)) {
           return;
         }
         continue;
@@ -357,7 +367,8 @@ class Runtime::Impl {
     const uint8_t priority = cleanup_priority(task);
     auto position = worker.cancel_lane.end();
     // Equal priorities stay FIFO; a higher one goes ahead of lower ones.
-    while (position != worker.cancel_lane.begin() && cleanup_priority(**(position - 1)) < priority) {
+    while (position != worker.cancel_lane.begin() &&
+           cleanup_priority(**(position - 1)) < priority) {
       --position;
     }
     worker.cancel_lane.insert(position, &task);
@@ -428,8 +439,8 @@ class Runtime::Impl {
   }
 
   bool other_work_waiting(const Worker& worker) const {
-    return !worker.timed_lane.empty() || worker.lifo_slot != nullptr ||
-           !worker.run_queue.empty() || global_count_.load(std::memory_order_relaxed) != 0;
+    return !worker.timed_lane.empty() || worker.lifo_slot != nullptr || !worker.run_queue.empty() ||
+           global_count_.load(std::memory_order_relaxed) != 0;
   }
 
   TaskRecord* next_task(Worker& worker) {
@@ -455,8 +466,10 @@ class Runtime::Impl {
       worker.timed_lane.pop_front();
       return task;
     }
-    // Fairness: now and then the injection queue goes before local work.
+    // Fairness: now and then the injection queue goes before local work, and I/O readiness is
+    // polled if no idle worker is driving the reactor.
     if (worker.tick % 61 == 0) {
+      poll_io_if_undriven(worker);
       if (TaskRecord* task = pop_global(worker, false)) return task;
     }
     if (worker.lifo_slot != nullptr) {
@@ -524,14 +537,22 @@ class Runtime::Impl {
     task.release();
   }
 
+  void poll_io_if_undriven(Worker& worker) {
+    if (reactor_->num_registrations() == 0) return;
+    Worker* expected = nullptr;
+    if (!driver_.compare_exchange_strong(expected, &worker, std::memory_order_seq_cst)) return;
+    (void)reactor_->poll(Duration::Zero());
+    driver_.store(nullptr, std::memory_order_seq_cst);
+  }
+
   // --- timers --------------------------------------------------------------------------------
 
   void fire_due_timers() {
     const int64_t now = monotonic_nanoseconds();
     if (now < next_timer_.load(std::memory_order_acquire)) return;
     std::lock_guard<std::mutex> lock(timer_mutex_);
-    const size_t fired = wheel_.advance(Time::FromNanoseconds(now),
-                                        [](TimerNode& node) { node.fire(); });
+    const size_t fired =
+        wheel_.advance(Time::FromNanoseconds(now), [](TimerNode& node) { node.fire(); });
     timers_fired_.fetch_add(fired, std::memory_order_relaxed);
     next_timer_.store(wheel_.next_deadline().nanoseconds(), std::memory_order_release);
   }
@@ -547,8 +568,14 @@ class Runtime::Impl {
   }
 
   void unpark(Worker& worker) {
-    worker.futex_word.store(1, std::memory_order_release);
-    futex_wake(worker.futex_word);
+    worker.futex_word.store(1, std::memory_order_seq_cst);
+    // The driver sleeps in epoll, the others on their futex. Both sides publish first and then
+    // look (seq_cst), so either this sees the driver or the driver sees the word.
+    if (driver_.load(std::memory_order_seq_cst) == &worker) {
+      reactor_->wake();
+    } else {
+      futex_wake(worker.futex_word);
+    }
   }
 
   void unpark_one() {
@@ -582,22 +609,25 @@ class Runtime::Impl {
     // Re-check after announcing: a producer either sees this sleeper or this check sees its
     // work (both sides fence), so no wake-up is lost.
     bool has_work = stealable_work_exists(worker) || stopping_.load(std::memory_order_seq_cst);
-    // The first parked worker drives the timers: it sleeps until the next deadline.
+    // The first parked worker is the driver: it sleeps in epoll with the timerfd armed for the
+    // next timer, so it wakes for I/O readiness and timers alike (SPEC 6.4, 6.5).
     Worker* expected = nullptr;
-    const bool driver = driver_.compare_exchange_strong(expected, &worker);
-    int64_t timeout = -1;
+    const bool driver =
+        driver_.compare_exchange_strong(expected, &worker, std::memory_order_seq_cst);
     if (driver) {
+      if (worker.futex_word.load(std::memory_order_seq_cst) != 0) has_work = true;
       const int64_t next = next_timer_.load(std::memory_order_acquire);
-      if (next != Time::Infinite().nanoseconds()) {
-        timeout = std::max<int64_t>(0, next - monotonic_nanoseconds());
-        if (timeout == 0) has_work = true;
+      if (next != Time::Infinite().nanoseconds() && next <= monotonic_nanoseconds()) {
+        has_work = true;
       }
-    }
-    if (!has_work) {
+      (void)reactor_->arm_timer(Time::FromNanoseconds(next));
       worker.parks.fetch_add(1, std::memory_order_relaxed);
-      while (worker.futex_word.load(std::memory_order_acquire) == 0) {
-        futex_wait(worker.futex_word, 0, timeout);
-        if (timeout >= 0) break;  // the driver wakes for its timer
+      (void)reactor_->poll(has_work ? Duration::Zero() : Duration::Infinite());
+    } else if (!has_work) {
+      worker.parks.fetch_add(1, std::memory_order_relaxed);
+      while (worker.futex_word.load(std::memory_order_acquire) == 0 &&
+             !stopping_.load(std::memory_order_acquire)) {
+        futex_wait(worker.futex_word, 0, -1);
       }
     }
     if (driver) driver_.store(nullptr, std::memory_order_release);
@@ -650,6 +680,8 @@ class Runtime::Impl {
   bool started_ = false;
   std::atomic<bool> stopping_{false};
 
+  std::unique_ptr<Reactor> reactor_;
+
   std::mutex timer_mutex_;
   TimingWheel wheel_;
   std::atomic<int64_t> next_timer_{Time::Infinite().nanoseconds()};
@@ -699,5 +731,6 @@ void Runtime::add_timer(TimerNode& node) { impl_->add_timer(node); }
 void Runtime::remove_timer(TimerNode& node) { impl_->remove_timer(node); }
 uint64_t Runtime::next_random() { return impl_->next_random(); }
 void Runtime::on_task_finished(internal::TaskRecord& task) { impl_->on_task_finished(task); }
+Reactor& Runtime::reactor() { return impl_->reactor(); }
 
 }  // namespace asupersync::sched

@@ -53,6 +53,8 @@
 
 namespace asupersync::sched {
 
+class Reactor;
+
 struct RuntimeOptions {
   // Worker threads; 0 means one per core (std::thread::hardware_concurrency).
   int workers = 0;
@@ -94,6 +96,9 @@ class Runtime final : public Executor {
   uint64_t next_random() override;
   void on_task_finished(internal::TaskRecord& task) override;
 
+  // The epoll reactor (for sched/io.h).
+  Reactor& reactor();
+
  private:
   class Impl;
   RegionRef make_root();
@@ -128,8 +133,10 @@ auto Runtime::run(F main) -> Outcome<typename std::invoke_result_t<F&, Cx&>::val
 #define ASUPERSYNC_MAIN(main_task)                                                   \
   int main() {                                                                       \
     ::asupersync::sched::Runtime asupersync_runtime;                                 \
-    auto asupersync_outcome = asupersync_runtime.run(                                \
-        [](::asupersync::Cx& cx) -> ::asupersync::Task<int> { co_return co_await main_task(cx); }); \
+    auto asupersync_outcome =                                                        \
+        asupersync_runtime.run([](::asupersync::Cx& cx) -> ::asupersync::Task<int> { \
+          co_return co_await main_task(cx);                                          \
+        });                                                                          \
     if (asupersync_outcome.ok()) return asupersync_outcome.value();                  \
     std::fprintf(stderr, "%s\n", asupersync_outcome.to_string().c_str());            \
     return 1;                                                                        \

@@ -124,9 +124,8 @@ TEST(RuntimeTest, CancelThroughHandleAcrossWorkers) {
   Runtime runtime(two_workers());
   auto outcome = runtime.run([](Cx& cx) -> Task<void> {
     for (int round = 0; round < 200; ++round) {
-      auto handle = cx.spawn("target", [](Cx& c) -> Task<void> {
-        co_await c.sleep(Duration::Seconds(3600));
-      });
+      auto handle = cx.spawn(
+          "target", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Seconds(3600)); });
       co_await cx.yield();
       handle->cancel("round over");
       Outcome<void> joined = co_await handle->join(cx);
@@ -152,9 +151,8 @@ TEST(RuntimeTest, NestedRegionsAndFinalizers) {
     for (int r = 0; r < 20; ++r) {
       auto inner = Region::open(cx, "inner", [](Cx& rx) -> Task<int> {
         for (int i = 0; i < 50; ++i) {
-          auto handle = rx.spawn("child", [](Cx& c) -> Task<void> {
-            co_await c.sleep(Duration::Microseconds(100));
-          });
+          auto handle = rx.spawn(
+              "child", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Microseconds(100)); });
           EXPECT_TRUE(handle.ok());
         }
         co_return 7;
@@ -177,8 +175,8 @@ TEST(RuntimeTest, IgnoringTaskIsEscalatedByDeadline) {
       (void)co_await c.sleep(Duration::Seconds(3600));
     });
     co_await cx.yield();
-    handle->cancel("stop", Budget::Infinite().with_deadline(cx.now().value() +
-                                                            Duration::Milliseconds(5)));
+    handle->cancel("stop",
+                   Budget::Infinite().with_deadline(cx.now().value() + Duration::Milliseconds(5)));
     auto shield = cx.shield();
     Outcome<void> joined = co_await handle->join(cx);
     EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
@@ -193,9 +191,8 @@ TEST(RuntimeTest, IdleRuntimeDoesNotSpin) {
   Runtime runtime(two_workers());
   rusage before;
   getrusage(RUSAGE_SELF, &before);
-  auto outcome = runtime.run([](Cx& cx) -> Task<void> {
-    co_await cx.sleep(Duration::Milliseconds(500));
-  });
+  auto outcome =
+      runtime.run([](Cx& cx) -> Task<void> { co_await cx.sleep(Duration::Milliseconds(500)); });
   rusage after;
   getrusage(RUSAGE_SELF, &after);
   ASSERT_TRUE(outcome.ok()) << outcome.to_string();
