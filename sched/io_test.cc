@@ -18,9 +18,7 @@ namespace asupersync::sched {
 namespace {
 
 struct Pipe {
-  Pipe() {
-    EXPECT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
-  }
+  Pipe() { EXPECT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0); }
   ~Pipe() {
     ::close(fds[0]);
     ::close(fds[1]);

@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "core/internal/task_record.h"
+#include "sched/internal/blocking_pool.h"
 #include "sched/internal/reactor.h"
+#include "sched/internal/signal_watcher.h"
 #include "sched/internal/timing_wheel.h"
+#include "sched/services.h"
 
 namespace asupersync::sched {
 namespace {
@@ -184,10 +187,85 @@ class Runtime::Impl {
 
   Reactor& reactor() { return *reactor_; }
 
+  absl::Status submit_blocking(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(blocking_mutex_);
+      if (blocking_ == nullptr) {
+        BlockingPoolOptions pool_options;
+        pool_options.min_threads = options_.blocking_min_threads;
+        pool_options.max_threads = options_.blocking_max_threads;
+        absl::StatusOr<std::unique_ptr<BlockingPool>> pool = BlockingPool::create(pool_options);
+        if (!pool.ok()) return pool.status();
+        blocking_ = std::move(pool).value();
+      }
+    }
+    return blocking_->submit(std::move(job));
+  }
+
+  absl::StatusOr<bool> link_shutdown_waiter(services_internal::ShutdownAwaiter& waiter) {
+    if (!options_.watch_shutdown_signals) {
+      return absl::FailedPreconditionError(
+          "shutdown_signal: the runtime does not watch SIGINT/SIGTERM (set "
+          "RuntimeOptions::watch_shutdown_signals, as ASUPERSYNC_MAIN does)");
+    }
+    std::lock_guard<std::mutex> lock(shutdown_mutex_);
+    if (shutdown_requested_) return false;
+    waiter.prev = nullptr;
+    waiter.next = shutdown_waiters_;
+    if (shutdown_waiters_ != nullptr) shutdown_waiters_->prev = &waiter;
+    shutdown_waiters_ = &waiter;
+    waiter.linked = true;
+    return true;
+  }
+
+  void unlink_shutdown_waiter(services_internal::ShutdownAwaiter& waiter) {
+    std::lock_guard<std::mutex> lock(shutdown_mutex_);
+    unlink_locked(waiter);
+  }
+
+  bool shutdown_requested() const {
+    std::lock_guard<std::mutex> lock(shutdown_mutex_);
+    return shutdown_requested_;
+  }
+
+  void on_shutdown_signal() {
+    std::vector<internal::WakeToken> tokens;
+    {
+      std::lock_guard<std::mutex> lock(shutdown_mutex_);
+      shutdown_requested_ = true;
+      while (services_internal::ShutdownAwaiter* waiter = shutdown_waiters_) {
+        tokens.emplace_back(*waiter);
+        unlink_locked(*waiter);
+      }
+    }
+    for (internal::WakeToken& token : tokens) std::move(token).wake(Lane::kReady);
+  }
+
+  void unlink_locked(services_internal::ShutdownAwaiter& waiter) {
+    if (!waiter.linked) return;
+    if (waiter.prev != nullptr) {
+      waiter.prev->next = waiter.next;
+    } else {
+      shutdown_waiters_ = waiter.next;
+    }
+    if (waiter.next != nullptr) waiter.next->prev = waiter.prev;
+    waiter.prev = waiter.next = nullptr;
+    waiter.linked = false;
+  }
+
   void start() {
     std::lock_guard<std::mutex> lock(start_mutex_);
     if (started_) return;
     started_ = true;
+    if (options_.watch_shutdown_signals && signals_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<SignalWatcher>> watcher =
+          SignalWatcher::create(*reactor_, [this](int) { on_shutdown_signal(); });
+      if (!watcher.ok()) {
+        internal::invariant_violated(
+            ("runtime: cannot watch SIGINT/SIGTERM: " + watcher.status().ToString()).c_str());
+      }
+      signals_ = std::move(watcher).value();
+    }
     for (int i = 0; i < worker_count_; ++i) {
       workers_.push_back(std::make_unique<Worker>());
       workers_.back()->index = i;
@@ -207,6 +285,7 @@ class Runtime::Impl {
     for (auto& worker : workers_) unpark(*worker);
     reactor_->wake();
     for (auto& worker : workers_) worker->thread.join();
+    if (blocking_ != nullptr) blocking_->shutdown();
     // Entries still queued hold references (only stale ones: run() returned, so every task of
     // the main region finished).
     for (auto& worker : workers_) {
@@ -681,6 +760,12 @@ class Runtime::Impl {
   std::atomic<bool> stopping_{false};
 
   std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<SignalWatcher> signals_;
+  std::mutex blocking_mutex_;
+  std::unique_ptr<BlockingPool> blocking_;
+  mutable std::mutex shutdown_mutex_;
+  bool shutdown_requested_ = false;
+  services_internal::ShutdownAwaiter* shutdown_waiters_ = nullptr;
 
   std::mutex timer_mutex_;
   TimingWheel wheel_;
@@ -732,5 +817,15 @@ void Runtime::remove_timer(TimerNode& node) { impl_->remove_timer(node); }
 uint64_t Runtime::next_random() { return impl_->next_random(); }
 void Runtime::on_task_finished(internal::TaskRecord& task) { impl_->on_task_finished(task); }
 Reactor& Runtime::reactor() { return impl_->reactor(); }
+absl::Status Runtime::submit_blocking(std::function<void()> job) {
+  return impl_->submit_blocking(std::move(job));
+}
+absl::StatusOr<bool> Runtime::link_shutdown_waiter(services_internal::ShutdownAwaiter& waiter) {
+  return impl_->link_shutdown_waiter(waiter);
+}
+void Runtime::unlink_shutdown_waiter(services_internal::ShutdownAwaiter& waiter) {
+  impl_->unlink_shutdown_waiter(waiter);
+}
+bool Runtime::shutdown_requested() const { return impl_->shutdown_requested(); }
 
 }  // namespace asupersync::sched

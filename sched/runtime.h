@@ -40,6 +40,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -54,6 +55,9 @@
 namespace asupersync::sched {
 
 class Reactor;
+namespace services_internal {
+class ShutdownAwaiter;
+}  // namespace services_internal
 
 struct RuntimeOptions {
   // Worker threads; 0 means one per core (std::thread::hardware_concurrency).
@@ -62,6 +66,13 @@ struct RuntimeOptions {
   int cancel_streak_limit = 16;
   // Leak policy of regions that do not set one (SPEC 5.3): kLog in production.
   LeakPolicy leak_policy = LeakPolicy::kLog;
+  // Route SIGINT and SIGTERM to shutdown_signal() (sched/services.h) instead of their default
+  // action. Process-wide: the runtime blocks both signals in the thread that starts it (before
+  // its workers exist, so they inherit the mask) and reads them through a signalfd.
+  bool watch_shutdown_signals = false;
+  // Blocking pool (spawn_blocking): threads kept when idle, and the most it grows to.
+  size_t blocking_min_threads = 0;
+  size_t blocking_max_threads = 64;
 };
 
 // Counters for tests and benchmarks (approximate while the runtime runs).
@@ -98,6 +109,12 @@ class Runtime final : public Executor {
 
   // The epoll reactor (for sched/io.h).
   Reactor& reactor();
+  // For sched/services.h: queue a job on the blocking pool (created on first use); register a
+  // shutdown waiter (false: the signal already arrived; FailedPrecondition: not watching).
+  absl::Status submit_blocking(std::function<void()> job);
+  absl::StatusOr<bool> link_shutdown_waiter(services_internal::ShutdownAwaiter& waiter);
+  void unlink_shutdown_waiter(services_internal::ShutdownAwaiter& waiter);
+  bool shutdown_requested() const;
 
  private:
   class Impl;
@@ -132,7 +149,9 @@ auto Runtime::run(F main) -> Outcome<typename std::invoke_result_t<F&, Cx&>::val
 // its value, or 1 (with the outcome printed to stderr) when it did not finish Ok.
 #define ASUPERSYNC_MAIN(main_task)                                                   \
   int main() {                                                                       \
-    ::asupersync::sched::Runtime asupersync_runtime;                                 \
+    ::asupersync::sched::RuntimeOptions asupersync_options;                          \
+    asupersync_options.watch_shutdown_signals = true;                                \
+    ::asupersync::sched::Runtime asupersync_runtime(asupersync_options);             \
     auto asupersync_outcome =                                                        \
         asupersync_runtime.run([](::asupersync::Cx& cx) -> ::asupersync::Task<int> { \
           co_return co_await main_task(cx);                                          \
