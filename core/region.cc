@@ -89,6 +89,11 @@ bool Region::quiescent() const {
   return quiescent_locked();
 }
 
+bool Region::abandonable() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return quiescent_locked() && finalizers_.empty() && state() != RegionState::kFinalizing;
+}
+
 RegionStats Region::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   RegionStats stats;

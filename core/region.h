@@ -122,6 +122,9 @@ class Region {
   RegionState state() const { return state_.load(std::memory_order_acquire); }
   Region* parent() const { return parent_; }
   bool quiescent() const;
+  // Quiescent, with no finalizer left to run and not finalizing: destroying the frame of the
+  // task that runs its body loses nothing (escalation, SPEC 4.5).
+  bool abandonable() const;
   RegionStats stats() const;
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_acquire); }
   // The (strengthened) request; meaningful once cancel_requested().

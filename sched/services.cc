@@ -31,8 +31,7 @@ absl::Status submit_blocking(Cx& cx, std::shared_ptr<BlockingCall> call,
   });
 }
 
-BlockingAwaiter::BlockingAwaiter(Cx& cx, std::shared_ptr<BlockingCall> call,
-                                 absl::Status submitted)
+BlockingAwaiter::BlockingAwaiter(Cx& cx, std::shared_ptr<BlockingCall> call, absl::Status submitted)
     : cx_(&cx), call_(std::move(call)), submitted_(std::move(submitted)) {
   what = "blocking call";
   scope = &cx.region();

@@ -52,8 +52,7 @@ struct BlockingCall {
 };
 
 // Submits `job` to the runtime's blocking pool; `call` is completed when it returns.
-absl::Status submit_blocking(Cx& cx, std::shared_ptr<BlockingCall> call,
-                             std::function<void()> job);
+absl::Status submit_blocking(Cx& cx, std::shared_ptr<BlockingCall> call, std::function<void()> job);
 
 class BlockingAwaiter final : public internal::WaitNode {
  public:
@@ -89,8 +88,9 @@ auto spawn_blocking(Cx& cx, F fn) -> Task<absl::StatusOr<std::invoke_result_t<F&
   auto shared = std::make_shared<Shared>();
   absl::Status submitted = services_internal::submit_blocking(
       cx, shared, [shared, fn = std::move(fn)]() mutable { shared->result.emplace(fn()); });
-  absl::Status waited =
-      co_await services_internal::BlockingAwaiter(cx, shared, std::move(submitted));
+  // Named, not a temporary inside the co_await (GCC 12 coroutine temporaries, core/README.md).
+  services_internal::BlockingAwaiter awaiter(cx, shared, std::move(submitted));
+  absl::Status waited = co_await awaiter;
   if (!waited.ok()) co_return waited;
   co_return std::move(*shared->result);
 }

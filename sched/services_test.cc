@@ -28,8 +28,9 @@ TEST(SpawnBlockingTest, RunsOffTheWorkersAndReturnsTheValue) {
   Runtime runtime(two_workers());
   auto outcome = runtime.run([](Cx& cx) -> Task<bool> {
     const std::thread::id worker = std::this_thread::get_id();
-    absl::StatusOr<std::thread::id> job_thread =
-        co_await spawn_blocking(cx, [] { return std::this_thread::get_id(); });
+    auto job = [] { return std::this_thread::get_id(); };
+    auto call = spawn_blocking(cx, std::move(job));
+    absl::StatusOr<std::thread::id> job_thread = co_await std::move(call);
     EXPECT_TRUE(job_thread.ok()) << job_thread.status();
     co_return job_thread.ok() && *job_thread != worker;
   });
@@ -46,11 +47,14 @@ TEST(SpawnBlockingTest, CancelledWaitDiscardsTheResult) {
     Runtime runtime(two_workers());
     auto outcome = runtime.run([release, job_finished](Cx& cx) -> Task<void> {
       auto waiter = cx.spawn("waiter", [release, job_finished](Cx& c) -> Task<absl::Status> {
-        absl::StatusOr<int> value = co_await spawn_blocking(c, [release, job_finished] {
+        // Named first: GCC 12 destroys lambda temporaries in a co_await twice (core/README.md).
+        auto job = [release, job_finished] {
           while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
           job_finished->store(true);
           return 42;
-        });
+        };
+        auto call = spawn_blocking(c, std::move(job));
+        absl::StatusOr<int> value = co_await std::move(call);
         co_return value.status();
       });
       co_await cx.sleep(Duration::Milliseconds(5));
@@ -72,10 +76,12 @@ TEST(SpawnBlockingTest, NeedsBlockingCapability) {
   auto ran = std::make_shared<std::atomic<bool>>(false);
   auto outcome = runtime.run([ran](Cx& cx) -> Task<absl::Status> {
     Cx narrowed = cx.restrict(Capabilities(Capability::kTime));
-    absl::StatusOr<int> value = co_await spawn_blocking(narrowed, [ran] {
+    auto job = [ran] {
       ran->store(true);
       return 1;
-    });
+    };
+    auto call = spawn_blocking(narrowed, std::move(job));
+    absl::StatusOr<int> value = co_await std::move(call);
     co_return value.status();
   });
   ASSERT_TRUE(outcome.is_err());
@@ -106,9 +112,8 @@ TEST(ShutdownSignalTest, SigtermCompletesTheWait) {
 // SPEC 13: without watch_shutdown_signals the wait is a clear error, not a hang.
 TEST(ShutdownSignalTest, NotWatchingIsFailedPrecondition) {
   Runtime runtime(two_workers());
-  auto outcome = runtime.run([](Cx& cx) -> Task<absl::Status> {
-    co_return co_await shutdown_signal(cx);
-  });
+  auto outcome =
+      runtime.run([](Cx& cx) -> Task<absl::Status> { co_return co_await shutdown_signal(cx); });
   ASSERT_TRUE(outcome.is_err());
   EXPECT_EQ(outcome.status().code(), absl::StatusCode::kFailedPrecondition);
 }

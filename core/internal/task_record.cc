@@ -316,7 +316,7 @@ void escalate_destroy(TaskRecord& task) {
   // changes body_region, so reading it without the lock is safe here).
   for (Region* region = task.body_region; region != nullptr;
        region = region->enclosing_body_region()) {
-    if (!region->quiescent()) return;
+    if (!region->abandonable()) return;
   }
   task.budget_exhausted.store(true, std::memory_order_relaxed);
   std::optional<CancelReason> requested;
