@@ -188,6 +188,32 @@ TEST(JoinAllTest, InClosingRegionIsRegionClosed) {
   EXPECT_TRUE(*checked);
 }
 
+// SPEC 11.1: a deadlock inside a combinator is reported by the lab like any other, and torn
+// down cleanly: the caller waits on a region close, which the teardown never destroys (a region
+// body parked on a join would be destroyed with its region's tasks still live, and abort).
+TEST(JoinAllTest, DeadlockInsideIsReportedNotFatal) {
+  auto self = std::make_shared<TaskHandle<void>>();  // a task that joins itself
+  lab::LabRuntime runtime(lab::LabOptions{.seed = 11});
+  auto outcome = runtime.run([self](Cx& cx) -> Task<void> {
+    auto joined = join_all(cx, [self](Cx& c) -> Task<int> {
+      auto stuck = c.spawn("stuck", [self](Cx& s) -> Task<void> {
+        (void)co_await s.yield();
+        (void)co_await self->join(s);
+      });
+      *self = std::move(stuck).value();
+      (void)co_await self->join(c);
+      co_return 1;
+    });
+    auto [only] = co_await std::move(joined);
+    EXPECT_TRUE(only.is_cancelled()) << only.to_string();  // destroyed by the teardown
+  });
+  *self = TaskHandle<void>();  // break the cycle (the task's callable holds `self`)
+  EXPECT_TRUE(runtime.report().deadlocked);
+  ASSERT_TRUE(outcome.is_err()) << outcome.to_string();
+  EXPECT_THAT(std::string(outcome.status().message()), HasSubstr("task 'stuck'"));
+  EXPECT_THAT(runtime.report().violations, IsEmpty());
+}
+
 // ----- race ----------------------------------------------------------------------------------
 
 // A contestant that sleeps `delay`, returns `value`, and on cancellation records the request's
