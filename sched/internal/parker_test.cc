@@ -278,12 +278,16 @@ TEST(IdleSetStressTest, MiniSchedulerLosesNoWakeUpAndSleepsWhenIdle) {
   EXPECT_GT(wake_ups.load(), 100) << "the workers hardly ever slept: the test exercises nothing";
   std::printf("%d park/wake cycles\n", wake_ups.load());
 
-  // Idle: give the workers time to park, then check that they stay parked.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Idle: every worker parks, and then stays parked. (Once all are counted parked no wake-up
+  // token is outstanding: a notified worker consumes its token before it parks again.)
+  const auto idle_deadline = Clock::now() + std::chrono::seconds(10);
+  while (idle.num_unparked() != 0 && Clock::now() < idle_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(idle.num_unparked(), 0u) << "workers do not go to sleep when idle";
   const int wake_ups_when_idle = wake_ups.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(wake_ups.load(), wake_ups_when_idle) << "idle workers keep waking up";
-  EXPECT_EQ(idle.num_unparked(), 0u);
 
   stop.store(true);
   idle.notify_all();
