@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install_deps.sh
-targets=$(bazel query 'attr(tags, "benchmark", //bench/...)' 2>/dev/null)
+targets=$(bazel query 'attr(tags, "benchmark", //...)' 2>/dev/null)
 if [ -z "$targets" ]; then
   echo "bench.sh: no benchmarks are defined yet (see bench/README.md)"
   exit 0
