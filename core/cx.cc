@@ -110,7 +110,9 @@ absl::Status Cx::poll_cancel() {
       reason = task.cancel.reason();
     }
   }
-  if (!reason.has_value()) {
+  if (reason.has_value()) {
+    region_->executor().on_runtime_event(RuntimeEvent::kCancelAcknowledged, &task, nullptr);
+  } else {
     if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
     reason = region_->cancel_reason();
   }

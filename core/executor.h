@@ -27,12 +27,27 @@
 
 namespace asupersync {
 
+class Region;
 namespace internal {
 struct TaskRecord;
 }  // namespace internal
 
 // The three dispatch lanes, highest priority first (SPEC 6.2).
 enum class Lane : uint8_t { kCancel = 0, kTimed = 1, kReady = 2 };
+
+// What core reports through Executor::on_runtime_event: the runtime objects a step touches, so
+// that the lab can record them (exploration, oracles, traces). Each names the task or region it
+// concerns; events come from the thread running the step that caused them.
+enum class RuntimeEvent : uint8_t {
+  kRegionAdmission,     // region: a spawn or a child region is being admitted (reads its state)
+  kRegionOpened,        // region: its body is about to run in `task` (the opening task)
+  kRegionStateChanged,  // region: state() changed (reported with the region's lock held)
+  kRegionCancelled,     // region: a cancel request reached it (reported with its lock held)
+  kFinalizerAdded,      // region: a finalizer was registered
+  kRegionClosed,        // region: Closed (close or abandon), before it detaches from its parent
+  kCancelRequested,     // task: request_cancel recorded a request for it (task not completed)
+  kCancelAcknowledged,  // task: a cancellation point delivered its own request
+};
 
 // A timer registration, embedded in whatever waits (intrusive: adding a timer allocates
 // nothing). The executor calls fire() once when `deadline` is reached, unless the timer was
@@ -81,6 +96,9 @@ class Executor {
   // Observability hooks for tests and the lab's oracles; defaults do nothing.
   virtual void on_task_started(internal::TaskRecord& task) {}
   virtual void on_task_finished(internal::TaskRecord& task) {}
+  // See RuntimeEvent. An implementation must not take the region's lock from it (events marked
+  // "lock held" arrive under it) nor call back into the task's or region's mutators.
+  virtual void on_runtime_event(RuntimeEvent event, internal::TaskRecord* task, Region* region) {}
 
   // Identifier indices, per runtime so that a lab run is reproducible within one process.
   uint32_t allocate_task_index() {

@@ -229,6 +229,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
       arm_escalation = true;
     }
   }
+  task.executor->on_runtime_event(RuntimeEvent::kCancelRequested, &task, nullptr);
   if (arm_escalation) task.executor->add_timer(task.escalation_timer);
   auto cancel_body_region = [&](Region* region) {
     region->cancel(
