@@ -188,7 +188,10 @@ void register_spawned(Cx& parent, TaskRecord& child) {
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,
                              CancelKind kind) {
-  if (task.completed()) return;
+  if (task.completed()) {
+    task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
+    return;
+  }
   request_cancel(
       task,
       CancelReason(kind, task.region->id(), task.id, task.executor->now(), std::move(message)),

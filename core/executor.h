@@ -39,14 +39,18 @@ enum class Lane : uint8_t { kCancel = 0, kTimed = 1, kReady = 2 };
 // that the lab can record them (exploration, oracles, traces). Each names the task or region it
 // concerns; events come from the thread running the step that caused them.
 enum class RuntimeEvent : uint8_t {
-  kRegionAdmission,     // region: a spawn or a child region is being admitted (reads its state)
+  kRegionStateRead,     // region: a step read its state (admitting a spawn or a child region,
+                        // or a cancel that found it already finalizing or closed)
   kRegionOpened,        // region: its body is about to run in `task` (the opening task)
   kRegionStateChanged,  // region: state() changed (reported with the region's lock held)
   kRegionCancelled,     // region: a cancel request reached it (reported with its lock held)
   kFinalizerAdded,      // region: a finalizer was registered
   kRegionClosed,        // region: Closed (close or abandon), before it detaches from its parent
   kCancelRequested,     // task: request_cancel recorded a request for it (task not completed)
+  kCancelAfterCompletion,  // task: a request reached it after it completed (changes nothing)
   kCancelAcknowledged,  // task: a cancellation point delivered its own request
+  kWakeAttempt,         // task: a waker tried to end its wait (internal::wake; stale or not)
+  kJoinWaitRemoved,     // task: a joiner was unlinked from its join list (target's lock held)
 };
 
 // A timer registration, embedded in whatever waits (intrusive: adding a timer allocates

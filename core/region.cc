@@ -67,7 +67,7 @@ RegionRef Region::create_root(Executor& executor, RegionOptions options,
 
 absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string name, RegionOptions options) {
   Region& parent = cx.region();
-  report(parent, RuntimeEvent::kRegionAdmission);
+  report(parent, RuntimeEvent::kRegionStateRead);
   std::lock_guard<std::mutex> lock(parent.mutex_);
   if (parent.state() != RegionState::kOpen) {
     return region_closed_error("Region::open('" + name + "'): parent region '" + parent.name_ +
@@ -139,7 +139,7 @@ size_t Region::live_task_count() const {
 }
 
 absl::Status Region::admit_task() {
-  report(*this, RuntimeEvent::kRegionAdmission);
+  report(*this, RuntimeEvent::kRegionStateRead);
   std::lock_guard<std::mutex> lock(mutex_);
   if (state() != RegionState::kOpen) {
     return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
@@ -235,7 +235,10 @@ void Region::cancel(const CancelReason& reason, const Budget& cleanup) {
 void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
                            std::unique_lock<std::mutex>& lock) {
   const RegionState state = this->state();
-  if (state == RegionState::kFinalizing || state == RegionState::kClosed) return;
+  if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
+    report(*this, RuntimeEvent::kRegionStateRead);
+    return;
+  }
   const bool internal_origin =
       reason.origin_region() == id_ &&
       (reason.kind() == CancelKind::kFailFast || reason.kind() == CancelKind::kParentCancelled);

@@ -56,6 +56,8 @@ void normalize(std::vector<internal::Access>& accesses) {
   auto data = [](AccessKind kind) {
     return kind == AccessKind::kRead || kind == AccessKind::kUpdate || kind == AccessKind::kWrite;
   };
+  // Two different data kinds on one object act as a write.
+  auto merge = [](AccessKind a, AccessKind b) { return a == b ? a : AccessKind::kWrite; };
   std::sort(accesses.begin(), accesses.end(),
             [&](const internal::Access& a, const internal::Access& b) {
               if (a.object != b.object) return a.object < b.object;
@@ -66,9 +68,13 @@ void normalize(std::vector<internal::Access>& accesses) {
   for (const internal::Access& access : accesses) {
     if (!merged.empty() && merged.back().object == access.object) {
       internal::Access& last = merged.back();
-      if (last.kind == access.kind) continue;
+      if (last.kind == access.kind) {
+        last.order = std::min(last.order, access.order);
+        continue;
+      }
       if (data(last.kind) && data(access.kind)) {
-        last.kind = AccessKind::kWrite;
+        last.kind = merge(last.kind, access.kind);
+        last.order = std::min(last.order, access.order);
         continue;
       }
     }
@@ -83,7 +89,8 @@ void normalize(std::vector<internal::Access>& accesses) {
     if (data(access.kind)) {
       for (internal::Access& kept : out) {
         if (kept.object == access.object && data(kept.kind)) {
-          if (kept.kind != access.kind) kept.kind = AccessKind::kWrite;
+          kept.kind = merge(kept.kind, access.kind);
+          kept.order = std::min(kept.order, access.order);
           folded = true;
           break;
         }
@@ -183,7 +190,8 @@ uint32_t LabRuntime::current_index() const {
 void LabRuntime::trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
                        std::optional<int64_t> value) {
   TraceEvent event;
-  event.step = report_.steps;
+  // Events of a step carry its (1-based) number; events between steps the previous one's.
+  event.step = current_ != nullptr ? report_.steps + 1 : report_.steps;
   event.time_ns = now_.nanoseconds();
   event.kind = kind;
   event.aux = aux;
@@ -212,8 +220,10 @@ int64_t LabRuntime::current_record_index() {
 }
 
 void LabRuntime::access(uint64_t object, AccessKind kind) {
-  if (!recording_) return;
-  current_record()->accesses.push_back(internal::Access{object, kind});
+  if (!recording_ || injecting_) return;
+  internal::StepRecord* record = current_record();
+  record->accesses.push_back(
+      internal::Access{object, kind, static_cast<uint32_t>(record->accesses.size())});
 }
 
 void LabRuntime::finish_record() {
@@ -233,7 +243,7 @@ void LabRuntime::record_violation(std::string_view oracle, std::string message) 
   std::string text = absl::StrCat(av(oracle), ": ", message);
   report_.violations.push_back(text);
   report_.oracle_violations.push_back(Violation{std::string(oracle), std::move(message)});
-  trace(TraceKind::kViolation, current_index(), trace_.add_violation_text(text));
+  trace(TraceKind::kViolation, current_index(), trace_.add_violation_text("oracle " + text));
 }
 
 void LabRuntime::record_check_failure(std::string_view what, SourceSite site) {
@@ -273,8 +283,11 @@ uint32_t LabRuntime::register_object(TrackedBase& object, std::string_view name)
   return index;
 }
 
-void LabRuntime::unregister_object(uint32_t index) {
-  if (index > 0 && index < objects_.size()) objects_[index] = nullptr;
+void LabRuntime::unregister_object(uint32_t index, bool referenced) {
+  if (index == 0 || index >= objects_.size()) return;
+  objects_[index] = nullptr;
+  // Destroying the object conflicts with any later use through a TrackedRef.
+  if (referenced) access(object_key(ObjectType::kTracked, object_lids_[index]), AccessKind::kWrite);
 }
 
 TrackedBase* LabRuntime::object_at(uint32_t index) const {
@@ -289,7 +302,15 @@ void LabRuntime::on_object_access(uint32_t index, AccessKind kind, bool has_valu
   access(object_key(ObjectType::kTracked, object_lids_[index]), kind);
 }
 
+void LabRuntime::on_object_waiters_changed(uint32_t index) {
+  if (index == 0 || index >= objects_.size()) return;
+  access(object_key(ObjectType::kTracked, object_lids_[index]), AccessKind::kWrite);
+}
+
 void LabRuntime::on_dangling_access(uint32_t index, std::string_view operation) {
+  if (index > 0 && index < objects_.size()) {
+    access(object_key(ObjectType::kTracked, object_lids_[index]), AccessKind::kWrite);
+  }
   const std::string name = index < object_names_.size() && !object_names_[index].empty()
                                ? object_names_[index]
                                : absl::StrCat("tracked#", index);
@@ -454,6 +475,13 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
   if (recording_) {
     access(object_key(ObjectType::kRegionQuiescence, info_of(*task.region).rlid),
            AccessKind::kRelease);
+    // The cancel state becomes final: a later request is a no-op that reads it. The join list
+    // is taken (its joiners are woken).
+    const uint32_t lid = info_of(task).lid;
+    if (lid != kNoLid) {
+      access(object_key(ObjectType::kTaskCancel, lid), AccessKind::kWrite);
+      access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
+    }
   }
   if (options_.oracles) {
     bool acknowledged;
@@ -471,7 +499,7 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
 
 void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
   switch (event) {
-    case RuntimeEvent::kRegionAdmission:
+    case RuntimeEvent::kRegionStateRead:
       if (recording_) {
         access(object_key(ObjectType::kRegionState, info_of(*region).rlid), AccessKind::kRead);
       }
@@ -508,6 +536,11 @@ void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* 
                                       av(region_state_name(state))));
       }
       info.last_state = state;
+      // Finalizing begins once the close wait passed: everything after it depends on the
+      // completions that made the region quiescent.
+      if (state == RegionState::kFinalizing) {
+        access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
+      }
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
       trace(TraceKind::kRegionState, current_index(), region->id().index(),
             static_cast<uint8_t>(state));
@@ -553,7 +586,27 @@ void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* 
       trace(TraceKind::kCancelRequested, current_index(), task->id.index(),
             static_cast<uint8_t>(kind));
       // A task not scheduled yet (spawned into a cancelled region) cannot run before its spawn.
-      if (lid != kNoLid) access(object_key(ObjectType::kTaskCancel, lid), AccessKind::kWrite);
+      // A request may also end the task's wait (it competes with wakers).
+      if (lid != kNoLid) {
+        access(object_key(ObjectType::kTaskCancel, lid), AccessKind::kWrite);
+        access(object_key(ObjectType::kTaskWait, lid), AccessKind::kWrite);
+      }
+      break;
+    }
+    case RuntimeEvent::kWakeAttempt: {
+      const uint32_t lid = info_of(*task).lid;
+      if (lid != kNoLid) access(object_key(ObjectType::kTaskWait, lid), AccessKind::kWrite);
+      break;
+    }
+    case RuntimeEvent::kJoinWaitRemoved: {
+      const uint32_t lid = info_of(*task).lid;
+      if (lid != kNoLid) access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
+      break;
+    }
+    case RuntimeEvent::kCancelAfterCompletion: {
+      // Reads the final cancel state that the task's last step wrote.
+      const uint32_t lid = info_of(*task).lid;
+      if (lid != kNoLid) access(object_key(ObjectType::kTaskCancel, lid), AccessKind::kRead);
       break;
     }
     case RuntimeEvent::kCancelAcknowledged: {
@@ -809,7 +862,9 @@ void LabRuntime::inject_stale_wake() {
   ++report_.faults_injected;
   trace(TraceKind::kFault, task.id.index(), 0, static_cast<uint8_t>(FaultKind::kStaleWake));
   const bool was_queued = task.queued;
+  injecting_ = true;
   asupersync::internal::wake(task, stale, Lane::kReady);
+  injecting_ = false;
   bool still_parked;
   {
     std::lock_guard<asupersync::internal::SpinLock> guard(task.lock);

@@ -164,7 +164,10 @@ enum class AccessKind : uint8_t { kRead, kUpdate, kWrite, kAcquire, kRelease };
 
 enum class ObjectType : uint8_t {
   kTracked = 1,       // a lab::Tracked variable
-  kTaskCancel,        // a task's cancel state (read by every step of that task)
+  kTaskCancel,        // a task's cancel state: every step of the task reads it; a request and
+                      // the task's completion write it; a request after completion reads it
+  kTaskWait,          // who ends a task's current wait: wake attempts and cancel requests write it
+  kTaskJoiners,       // a task's join list: unlinking a joiner and the completion write it
   kRegionState,       // a region's state (admission reads it, transitions write it)
   kRegionFinalizers,  // a region's finalizer list
   kRegionQuiescence,  // completions release it, close acquires it
@@ -179,6 +182,8 @@ inline uint64_t object_key(ObjectType type, uint32_t id) {
 struct Access {
   uint64_t object = 0;
   AccessKind kind = AccessKind::kRead;
+  // Position within its step (the earliest, when several accesses to one object merged).
+  uint32_t order = 0;
   friend bool operator==(const Access&, const Access&) = default;
 };
 
@@ -255,6 +260,7 @@ class LabRuntime final : public Executor {
   const TraceRecorder& trace() const { return trace_; }
   // The steps of the last run (with record_steps).
   const std::vector<internal::StepRecord>& steps() const { return steps_; }
+  std::vector<internal::StepRecord> take_steps() { return std::move(steps_); }
 
   // The runtime running on this thread, or null.
   static LabRuntime* current();
@@ -277,9 +283,15 @@ class LabRuntime final : public Executor {
   // Registers a tracked object created now; returns its per-run index (0 if the creation is
   // outside any task: then accesses are reported as a violation).
   uint32_t register_object(TrackedBase& object, std::string_view name);
-  void unregister_object(uint32_t index);
+  // `referenced`: the object handed out TrackedRefs, so its destruction is a write (a later use
+  // through a ref conflicts with it). Otherwise its lifetime is C++ ownership's business (e.g. a
+  // shared_ptr whose last owner is whichever task finishes last) and not an event.
+  void unregister_object(uint32_t index, bool referenced);
   TrackedBase* object_at(uint32_t index) const;
   void on_object_access(uint32_t index, internal::AccessKind kind, bool has_value, int64_t value);
+  // A waiter was unlinked from object `index` (an interrupted or destroyed wait): its waiter
+  // list changed, which a store reads (an access, not a trace event).
+  void on_object_waiters_changed(uint32_t index);
   // A lab::TrackedRef used after its object was destroyed (oracle "use_after_scope").
   void on_dangling_access(uint32_t index, std::string_view operation);
   void record_check_failure(std::string_view what, SourceSite site);
@@ -409,6 +421,7 @@ class LabRuntime final : public Executor {
   std::vector<uint32_t> pending_enabled_;
   uint32_t pending_chosen_ = 0;
   uint64_t stale_cursor_ = 0;
+  bool injecting_ = false;  // stale-wake injection: not part of any step
   LabRuntime* previous_current_ = nullptr;
 };
 

@@ -222,7 +222,7 @@ std::string TraceRecorder::render(const TraceEvent& event) const {
       if (event.has_value) absl::StrAppend(&line, " (", format_time(event.value), ")");
       break;
     case TraceKind::kViolation:
-      absl::StrAppend(&line, "ORACLE VIOLATION: ",
+      absl::StrAppend(&line, "VIOLATION: ",
                       event.other < violation_texts_.size() ? violation_texts_[event.other] : "");
       break;
     case TraceKind::kStaleWakeIgnored:
@@ -271,7 +271,8 @@ std::string TraceRecorder::chrome_json() const {
       current_step = event.step;
       within = 0;
     }
-    const double ts = static_cast<double>(event.step) * 10.0 + std::min(9.0, 0.01 * within++);
+    // A step's events sit inside its 10 µs slot; its resume span covers 9 µs of it.
+    const double ts = static_cast<double>(event.step) * 10.0 + std::min(8.9, 0.01 * within++);
     char ts_text[48];
     std::snprintf(ts_text, sizeof(ts_text), "%.3f", ts);
     const std::string args_time =
@@ -291,7 +292,8 @@ std::string TraceRecorder::chrome_json() const {
           char begin[48];
           std::snprintf(begin, sizeof(begin), "%.3f", it->second.first);
           char duration[48];
-          std::snprintf(duration, sizeof(duration), "%.3f", std::max(0.5, ts - it->second.first));
+          std::snprintf(duration, sizeof(duration), "%.3f",
+                        std::max(9.0, ts - it->second.first));
           emit(absl::StrCat(R"({"name":"resume","ph":"X","pid":1,"tid":)", event.task, ",\"ts\":",
                             begin, ",\"dur\":", duration, ",\"args\":{", args_time, ",\"end\":\"",
                             event.kind == TraceKind::kSuspend ? "suspended" : "completed", "\"}}"));

@@ -33,7 +33,7 @@ TrackedBase::~TrackedBase() {
     unlink(*waiter);
     waiter->object_ = nullptr;
   }
-  if (ours) runtime->unregister_object(index_);
+  if (ours) runtime->unregister_object(index_, referenced_);
 }
 
 void TrackedBase::note(internal::AccessKind kind, bool has_value, int64_t value) const {
@@ -48,6 +48,13 @@ void TrackedBase::note(internal::AccessKind kind, bool has_value, int64_t value)
     return;
   }
   runtime->on_object_access(index_, kind, has_value, value);
+}
+
+void TrackedBase::note_waiters_changed() const {
+  LabRuntime* runtime = LabRuntime::current();
+  if (runtime != nullptr && runtime == runtime_ && runtime->run_id() == run_) {
+    runtime->on_object_waiters_changed(index_);
+  }
 }
 
 void TrackedBase::link(Waiter& waiter) {
@@ -101,7 +108,10 @@ TrackedBase::Waiter::Waiter(Cx& cx, TrackedBase& object, bool level)
 }
 
 TrackedBase::Waiter::~Waiter() {
-  if (linked_ && object_ != nullptr) object_->unlink(*this);
+  if (linked_ && object_ != nullptr) {
+    object_->unlink(*this);
+    object_->note_waiters_changed();
+  }
 }
 
 bool TrackedBase::Waiter::await_suspend(std::coroutine_handle<> handle) {
@@ -135,7 +145,10 @@ absl::Status TrackedBase::Waiter::await_resume() {
 }
 
 void TrackedBase::Waiter::interrupt() {
-  if (linked_ && object_ != nullptr) object_->unlink(*this);
+  if (linked_ && object_ != nullptr) {
+    object_->unlink(*this);
+    object_->note_waiters_changed();
+  }
   cancelled_ = true;
 }
 

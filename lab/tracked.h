@@ -12,9 +12,10 @@
 //
 // Waiting (each wait takes the task's Cx and is a cancellation point, SPEC 2.5):
 //   - `co_await x.wait_until(cx, pred)` (level-triggered): returns once `pred(value)` holds —
-//     at once if it already does. A wait that finds `pred` false is not a read for DPOR: the
-//     task is simply not enabled until a store makes `pred` true (stores wake exactly the level
-//     waiters whose predicate they satisfy).
+//     at once if it already does. Every check, passing or failing, is a read for DPOR (a write
+//     that makes it fail disables the task, and a parked task can still be interrupted by a
+//     cancel, so both orders matter); a step resumed by a store's wake is never reordered before
+//     that store. Stores wake exactly the level waiters whose predicate they satisfy.
 //   - `co_await x.wait_changed(cx)` (edge-triggered): returns after the next store. Registering
 //     the wait is a read, so DPOR orders it against stores: a store that comes first is missed
 //     (the "missed notify" bug).
@@ -42,6 +43,7 @@
 
 #include <coroutine>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -102,6 +104,8 @@ class TrackedBase {
   void note(internal::AccessKind kind, bool has_value, int64_t value) const;
   // After a store: wakes every edge waiter and each level waiter whose condition now holds.
   void wake_waiters();
+  // A waiter left the list without a store (interrupted, destroyed): reported to the lab.
+  void note_waiters_changed() const;
 
  private:
   void link(Waiter& waiter);
@@ -112,6 +116,11 @@ class TrackedBase {
   uint64_t run_ = 0;
   uint32_t index_ = 0;
   Waiter* head_ = nullptr;
+
+ protected:
+  bool referenced_ = false;  // ref() was called
+
+ private:
   Waiter* tail_ = nullptr;
 };
 
@@ -161,6 +170,9 @@ class Tracked : public TrackedBase {
     absl::Status status = co_await cx.checkpoint();
     if (!status.ok()) co_return status;
     while (!pred(value_)) {
+      // A failing check is a read too: the write that made it fail disabled this task, and
+      // the other order (this check first, passing) must be explored.
+      note(internal::AccessKind::kRead, has_value(), as_int(value_));
       PredicateWaiter<Pred> waiter(cx, *this, &pred);
       status = co_await waiter;
       if (!status.ok()) co_return status;
@@ -176,7 +188,10 @@ class Tracked : public TrackedBase {
   }
 
   // A checked reference (see Scope in the file comment).
-  TrackedRef<T> ref() { return TrackedRef<T>(*this); }
+  TrackedRef<T> ref() {
+    referenced_ = true;
+    return TrackedRef<T>(*this);
+  }
 
   // The value without reporting an access (for a test's final assertions after the run).
   const T& peek() const { return value_; }

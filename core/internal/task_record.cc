@@ -132,6 +132,7 @@ void JoinWaiterBase::link(TaskRecord& target) {
 
 void JoinWaiterBase::unlink(TaskRecord& target) {
   if (!linked) return;
+  target.executor->on_runtime_event(RuntimeEvent::kJoinWaitRemoved, &target, nullptr);
   if (prev != nullptr) {
     prev->next = next;
   } else {
@@ -160,6 +161,7 @@ bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
 }
 
 void wake(TaskRecord& task, uint64_t ticket, Lane lane) {
+  task.executor->on_runtime_event(RuntimeEvent::kWakeAttempt, &task, nullptr);
   {
     Guard guard(task.lock);
     if (task.completed() || ticket == 0) return;
@@ -204,9 +206,19 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   std::vector<Region*> more_body_regions;
   size_t body_region_count = 0;
   bool arm_escalation = false;
+  bool completed = false;
   {
     Guard guard(task.lock);
-    if (task.completed()) return;  // SPEC 4.6: changes nothing
+    completed = task.completed();
+  }
+  if (completed) {
+    // SPEC 4.6: changes nothing.
+    task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
+    return;
+  }
+  {
+    Guard guard(task.lock);
+    if (task.completed()) return;
     task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
     for (Region* region = task.body_region; region != nullptr;
          region = region->enclosing_body_region()) {
