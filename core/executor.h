@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "core/time.h"
 
@@ -81,6 +82,10 @@ class Executor {
   // Observability hooks for tests and the lab's oracles; defaults do nothing.
   virtual void on_task_started(internal::TaskRecord& task) {}
   virtual void on_task_finished(internal::TaskRecord& task) {}
+  // A cancelled task spent its cleanup budget in a region with EscalationPolicy::kWait: the
+  // runtime keeps waiting for it and reports the stall here, once per task (SPEC 4.5).
+  // `description` names the task, its region, the request and what it waits on.
+  virtual void on_cleanup_stalled(internal::TaskRecord& task, const std::string& description);
 
   // Identifier indices, per runtime so that a lab run is reproducible within one process.
   uint32_t allocate_task_index() {

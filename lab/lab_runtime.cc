@@ -67,6 +67,10 @@ void LabRuntime::on_task_started(internal::TaskRecord& task) { ++report_.tasks_s
 
 void LabRuntime::on_task_finished(internal::TaskRecord& task) { ++report_.tasks_finished; }
 
+void LabRuntime::on_cleanup_stalled(internal::TaskRecord&, const std::string& description) {
+  report_.stalls.push_back(description);
+}
+
 internal::TaskRecord* LabRuntime::pick() {
   for (int lane = 0; lane < 3; ++lane) {
     auto& queue = lanes_[lane];

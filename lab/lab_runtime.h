@@ -56,6 +56,8 @@ struct LabReport {
   bool deadlocked = false;
   std::string deadlock_report;
   std::vector<std::string> violations;
+  // Cleanup stalls reported under EscalationPolicy::kWait (SPEC 4.5), in order.
+  std::vector<std::string> stalls;
 };
 
 class LabRuntime final : public Executor {
@@ -81,6 +83,7 @@ class LabRuntime final : public Executor {
   uint64_t next_random() override;
   void on_task_started(internal::TaskRecord& task) override;
   void on_task_finished(internal::TaskRecord& task) override;
+  void on_cleanup_stalled(internal::TaskRecord& task, const std::string& description) override;
 
  private:
   // Dispatches until `driver` finished and nothing is runnable or timed; on a deadlock fills

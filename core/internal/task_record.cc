@@ -222,8 +222,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
       claimed = claim_wait_locked(task);
     }
     const Budget& budget = task.cancel.cleanup_budget();
-    if (budget.deadline.has_value() && task.escalation_timer.task == nullptr &&
-        task.region->escalation_policy() == EscalationPolicy::kDestroy) {
+    if (budget.deadline.has_value() && task.escalation_timer.task == nullptr) {
       task.escalation_timer.task = &task;
       task.escalation_timer.deadline = *budget.deadline;
       arm_escalation = true;
@@ -262,9 +261,30 @@ void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
   task.executor->schedule(task, Lane::kCancel);
 }
 
+namespace {
+
+// kWait (SPEC 4.5): the runtime keeps waiting; the stall goes to the executor's diagnostics.
+void report_stall(TaskRecord& task) {
+  std::string description = "cleanup stalled: task '" + task.name + "' " + task.id.to_string() +
+                            " in region " + task.region->id().to_string() + " (" +
+                            task.region->name() + ") spent its cleanup budget";
+  {
+    Guard guard(task.lock);
+    description += " after " + task.cancel.reason().to_string();
+    if (task.current_wait != nullptr) {
+      description += "; waiting on " + std::string(task.current_wait->what);
+    }
+  }
+  description += "; escalation policy kWait keeps waiting for it";
+  task.executor->on_cleanup_stalled(task, description);
+}
+
+}  // namespace
+
 bool run_task(TaskRecord& task) {
   if (task.completed()) return true;
   bool escalate = false;
+  bool stalled = false;
   bool parked = false;
   bool cancel_requested = false;
   {
@@ -275,11 +295,18 @@ bool run_task(TaskRecord& task) {
       const bool polls_spent = task.polls_since_cancel >= cleanup.poll_quota;
       const bool deadline_passed =
           cleanup.deadline.has_value() && task.executor->now() >= *cleanup.deadline;
-      escalate = (polls_spent || deadline_passed) &&
-                 task.region->escalation_policy() == EscalationPolicy::kDestroy;
+      if (polls_spent || deadline_passed) {
+        if (task.region->escalation_policy() == EscalationPolicy::kDestroy) {
+          escalate = true;
+        } else if (!task.stall_reported) {
+          task.stall_reported = true;
+          stalled = true;
+        }
+      }
     }
     parked = task.current_wait != nullptr;
   }
+  if (stalled) report_stall(task);
   if (escalate) {
     escalate_destroy(task);
     if (task.completed()) return true;
@@ -338,3 +365,11 @@ void escalate_destroy(TaskRecord& task) {
 }
 
 }  // namespace asupersync::internal
+
+namespace asupersync {
+
+void Executor::on_cleanup_stalled(internal::TaskRecord&, const std::string& description) {
+  std::fprintf(stderr, "asupersync: %s\n", description.c_str());
+}
+
+}  // namespace asupersync

@@ -158,6 +158,7 @@ class TaskRecord {
   std::coroutine_handle<> resume_point;
   bool frame_finished = false;
   std::atomic<bool> budget_exhausted{false};
+  bool stall_reported = false;  // kWait: the stall was reported (once)
   uint32_t polls = 0;
   uint32_t polls_since_cancel = 0;
 
