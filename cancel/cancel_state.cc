@@ -11,15 +11,23 @@ Budget cleanup_budget_for(CancelKind kind, const Budget& requested) {
 }
 
 bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget) {
-  if (!requested_) {
-    requested_ = true;
-    reason_ = reason;
-    cleanup_budget_ = cleanup_budget;
+  if (details_ == nullptr) {
+    details_ = std::make_unique<Details>(Details{reason, cleanup_budget});
     return true;
   }
-  reason_ = strengthen(reason_, reason);
-  cleanup_budget_ = meet(cleanup_budget_, cleanup_budget);
+  details_->reason = strengthen(details_->reason, reason);
+  details_->cleanup_budget = meet(details_->cleanup_budget, cleanup_budget);
   return false;
+}
+
+const CancelReason& CancelState::reason() const {
+  static const CancelReason* const kNone = new CancelReason();
+  return details_ != nullptr ? details_->reason : *kNone;
+}
+
+const Budget& CancelState::cleanup_budget() const {
+  static const Budget* const kInfinite = new Budget(Budget::Infinite());
+  return details_ != nullptr ? details_->cleanup_budget : *kInfinite;
 }
 
 absl::Status CancelState::push_shield() {

@@ -18,6 +18,7 @@
 #define ASUPERSYNC_CANCEL_CANCEL_STATE_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "core/budget.h"
@@ -49,13 +50,13 @@ class CancelState {
   // strengthens the reason and tightens the cleanup budget; it never loosens either.
   bool request(const CancelReason& reason, const Budget& cleanup_budget);
 
-  bool requested() const { return requested_; }
-  // Valid only when requested().
-  const CancelReason& reason() const { return reason_; }
-  const Budget& cleanup_budget() const { return cleanup_budget_; }
+  bool requested() const { return details_ != nullptr; }
+  // The request; a default reason and an infinite budget when none was made.
+  const CancelReason& reason() const;
+  const Budget& cleanup_budget() const;
 
   // True when a request is pending and no shield defers it (SPEC 4.4).
-  bool deliverable() const { return requested_ && shield_depth_ == 0; }
+  bool deliverable() const { return requested() && shield_depth_ == 0; }
 
   // The task observed the request at a cancellation point (SPEC 4.2, 4.3). Idempotent.
   void acknowledge() { acknowledged_ = true; }
@@ -68,11 +69,15 @@ class CancelState {
   int shield_depth() const { return shield_depth_; }
 
  private:
-  bool requested_ = false;
+  // Allocated by the first request: a task that is never cancelled (the common case) carries
+  // two words of cancel state instead of a reason and a budget.
+  struct Details {
+    CancelReason reason;
+    Budget cleanup_budget;
+  };
+  std::unique_ptr<Details> details_;
   bool acknowledged_ = false;
   int shield_depth_ = 0;
-  CancelReason reason_;
-  Budget cleanup_budget_ = Budget::Infinite();
 };
 
 }  // namespace asupersync

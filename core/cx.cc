@@ -24,7 +24,26 @@ bool is_region_closed(const absl::Status& status) {
 }
 
 absl::Status cancelled_status(const CancelReason& reason) {
-  return absl::CancelledError(reason.to_string());
+  // Kind and message only: a cancellation point is on the hot path of every cancelled task,
+  // and the full reason (origin, time, cause chain) is one call away in cx.cancel_reason().
+  std::string text = "cancelled (";
+  const absl::string_view kind = cancel_kind_name(reason.kind());
+  text.append(kind.data(), kind.size());
+  text += ")";
+  if (!reason.message().empty()) {
+    text += ": ";
+    text += reason.message();
+  }
+  return absl::CancelledError(std::move(text));
+}
+
+std::optional<CancelReason> Cx::cancel_reason() const {
+  {
+    std::lock_guard<internal::SpinLock> guard(task_->lock);
+    if (task_->cancel.requested()) return task_->cancel.reason();
+  }
+  if (region_ != task_->region && region_->cancel_requested()) return region_->cancel_reason();
+  return std::nullopt;
 }
 
 RegionId Cx::region_id() const { return region_->id(); }
@@ -81,13 +100,8 @@ Cx Cx::for_region(Region& region, const Budget& requested) const {
 
 absl::Status Cx::poll_cancel() {
   internal::TaskRecord& task = *task_;
-  bool requested;
-  {
-    std::lock_guard<internal::SpinLock> guard(task.lock);
-    requested = task.cancel.requested();
-  }
   // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
-  if (!requested) {
+  if (!task.cancel_requested.load(std::memory_order_acquire)) {
     Executor& executor = region_->executor();
     if (budget_.deadline.has_value() && executor.now() >= *budget_.deadline) {
       internal::request_cancel(task,
@@ -99,6 +113,11 @@ absl::Status Cx::poll_cancel() {
                                CancelReason(CancelKind::kPollQuota, region_->id(), task.id,
                                             executor.now(), "the task's poll quota is spent"),
                                Budget::Infinite());
+    }
+    // Fast path: no request for the task nor for the region this context is scoped to.
+    if (!task.cancel_requested.load(std::memory_order_acquire) &&
+        (region_ == task.region || !region_->cancel_requested())) {
+      return absl::OkStatus();
     }
   }
   std::optional<CancelReason> reason;

@@ -149,6 +149,9 @@ class Cx {
 
   // True if a cancel request is pending for this context (shielded or not).
   bool cancel_requested() const;
+  // The pending request in full (kind, origin, time, message, cause chain), if any. The
+  // kCancelled status a cancellation point returns carries only its kind and message.
+  std::optional<CancelReason> cancel_reason() const;
 
   // A context with at most `capabilities` (SPEC 2.4): attenuation only narrows.
   Cx restrict(Capabilities capabilities) const {
@@ -490,7 +493,6 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
   auto* record = new internal::SpawnedTask<F, T>(std::move(fn));
   record->cx =
       Cx(record, region_, caps_.intersect(options.capabilities), meet(budget_, options.budget));
-  record->budget = record->cx.budget_;
   record->name = std::move(name);
   record->spawn_site = site;
   TaskType task;

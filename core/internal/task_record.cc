@@ -56,9 +56,9 @@ void complete_task(TaskRecord& task) {
       }
       waiter->unlink(task);
     }
-    escalation_armed = task.escalation_timer.task != nullptr;
+    escalation_armed = task.escalation_timer != nullptr;
   }
-  if (escalation_armed) task.executor->remove_timer(task.escalation_timer);
+  if (escalation_armed) task.executor->remove_timer(*task.escalation_timer);
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
@@ -208,6 +208,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
     Guard guard(task.lock);
     if (task.completed()) return;  // SPEC 4.6: changes nothing
     task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
+    task.cancel_requested.store(true, std::memory_order_release);
     for (Region* region = task.body_region; region != nullptr;
          region = region->enclosing_body_region()) {
       region->add_ref();
@@ -222,13 +223,14 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
       claimed = claim_wait_locked(task);
     }
     const Budget& budget = task.cancel.cleanup_budget();
-    if (budget.deadline.has_value() && task.escalation_timer.task == nullptr) {
-      task.escalation_timer.task = &task;
-      task.escalation_timer.deadline = *budget.deadline;
+    if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
+      task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
+      task.escalation_timer->task = &task;
+      task.escalation_timer->deadline = *budget.deadline;
       arm_escalation = true;
     }
   }
-  if (arm_escalation) task.executor->add_timer(task.escalation_timer);
+  if (arm_escalation) task.executor->add_timer(*task.escalation_timer);
   auto cancel_body_region = [&](Region* region) {
     region->cancel(
         reason.caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,

@@ -37,6 +37,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -138,12 +139,13 @@ class TaskRecord {
   SourceSite spawn_site;
   Region* region = nullptr;
   Executor* executor = nullptr;
-  Budget budget = Budget::Infinite();
 
   std::atomic<TaskState> state{TaskState::kCreated};
 
   SpinLock lock;
-  CancelState cancel;                      // guarded
+  CancelState cancel;  // guarded
+  // Mirrors cancel.requested() for lock-free checks at cancellation points (set, never cleared).
+  std::atomic<bool> cancel_requested{false};
   WaitNode* current_wait = nullptr;        // guarded
   uint64_t wait_tickets = 0;               // guarded: the last ticket issued
   uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
@@ -182,7 +184,8 @@ class TaskRecord {
     void fire() override;
     TaskRecord* task = nullptr;
   };
-  EscalationTimer escalation_timer;  // guarded (registration decisions)
+  // Allocated when armed (a request with a cleanup deadline). Guarded.
+  std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
 
