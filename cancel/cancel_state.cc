@@ -10,14 +10,36 @@ Budget cleanup_budget_for(CancelKind kind, const Budget& requested) {
   return meet(cleanup_budget(kind), requested);
 }
 
-bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget) {
+absl::Status cancelled_status(const CancelReason& reason) {
+  std::string text = "cancelled (";
+  const absl::string_view kind = cancel_kind_name(reason.kind());
+  text.append(kind.data(), kind.size());
+  text += ")";
+  if (!reason.message().empty()) {
+    text += ": ";
+    text += reason.message();
+  }
+  return absl::CancelledError(std::move(text));
+}
+
+bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget,
+                          const absl::Status* formatted) {
   if (details_ == nullptr) {
-    details_ = std::make_unique<Details>(Details{reason, cleanup_budget});
+    details_ = std::make_unique<Details>(
+        Details{reason, cleanup_budget, formatted != nullptr ? *formatted : absl::OkStatus()});
     return true;
   }
-  details_->reason = strengthen(details_->reason, reason);
+  if (compare_strength(reason, details_->reason) > 0) {
+    details_->reason = reason;
+    details_->formatted = formatted != nullptr ? *formatted : absl::OkStatus();
+  }
   details_->cleanup_budget = meet(details_->cleanup_budget, cleanup_budget);
   return false;
+}
+
+const absl::Status& CancelState::delivery_status() {
+  if (details_->formatted.ok()) details_->formatted = cancelled_status(details_->reason);
+  return details_->formatted;
 }
 
 const CancelReason& CancelState::reason() const {

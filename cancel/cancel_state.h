@@ -42,13 +42,24 @@ enum class EscalationPolicy : uint8_t {
 // (SPEC 1.5).
 Budget cleanup_budget_for(CancelKind kind, const Budget& requested);
 
+// The kCancelled status a cancellation point returns for `reason`: its kind and message (the
+// full reason, with origin, time and cause chain, stays available from the context).
+absl::Status cancelled_status(const CancelReason& reason);
+
 class CancelState {
  public:
   CancelState() = default;
 
   // Records a request. Returns true if this is the first request. A repeated request
   // strengthens the reason and tightens the cleanup budget; it never loosens either.
-  bool request(const CancelReason& reason, const Budget& cleanup_budget);
+  // `formatted`, when given, is cancelled_status(reason) made once by whoever cancels many
+  // tasks with one reason (a region), so each task shares it instead of formatting its own.
+  bool request(const CancelReason& reason, const Budget& cleanup_budget,
+               const absl::Status* formatted = nullptr);
+
+  // cancelled_status(reason()), formatted at most once per distinct reason. Requires
+  // requested().
+  const absl::Status& delivery_status();
 
   bool requested() const { return details_ != nullptr; }
   // The request; a default reason and an infinite budget when none was made.
@@ -74,6 +85,7 @@ class CancelState {
   struct Details {
     CancelReason reason;
     Budget cleanup_budget;
+    absl::Status formatted;  // OK until formatted
   };
   std::unique_ptr<Details> details_;
   bool acknowledged_ = false;

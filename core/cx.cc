@@ -23,20 +23,6 @@ bool is_region_closed(const absl::Status& status) {
   return payload.has_value() && *payload == "RegionClosed";
 }
 
-absl::Status cancelled_status(const CancelReason& reason) {
-  // Kind and message only: a cancellation point is on the hot path of every cancelled task,
-  // and the full reason (origin, time, cause chain) is one call away in cx.cancel_reason().
-  std::string text = "cancelled (";
-  const absl::string_view kind = cancel_kind_name(reason.kind());
-  text.append(kind.data(), kind.size());
-  text += ")";
-  if (!reason.message().empty()) {
-    text += ": ";
-    text += reason.message();
-  }
-  return absl::CancelledError(std::move(text));
-}
-
 std::optional<CancelReason> Cx::cancel_reason() const {
   {
     std::lock_guard<internal::SpinLock> guard(task_->lock);
@@ -120,20 +106,16 @@ absl::Status Cx::poll_cancel() {
       return absl::OkStatus();
     }
   }
-  std::optional<CancelReason> reason;
   {
     std::lock_guard<internal::SpinLock> guard(task.lock);
     if (task.cancel.shield_depth() > 0) return absl::OkStatus();
     if (task.cancel.requested()) {
       task.cancel.acknowledge();
-      reason = task.cancel.reason();
+      return task.cancel.delivery_status();  // shared, formatted once
     }
   }
-  if (!reason.has_value()) {
-    if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
-    reason = region_->cancel_reason();
-  }
-  return cancelled_status(*reason);
+  if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
+  return region_->cancelled_status();
 }
 
 bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {

@@ -62,7 +62,6 @@ struct SpawnOptions {
 // "RegionClosed" type (SPEC 3.2); use is_region_closed() to test for it.
 absl::Status region_closed_error(std::string_view message);
 bool is_region_closed(const absl::Status& status);
-absl::Status cancelled_status(const CancelReason& reason);
 
 namespace internal {
 

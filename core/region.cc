@@ -111,6 +111,11 @@ CancelReason Region::cancel_reason() const {
   return cancel_reason_;
 }
 
+absl::Status Region::cancelled_status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancel_status_;
+}
+
 std::vector<internal::TaskRecord*> Region::live_tasks_referenced() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<internal::TaskRecord*> tasks;
@@ -158,6 +163,7 @@ void Region::abandon_admission() {
 
 void Region::add_task(internal::TaskRecord& task) {
   std::optional<CancelReason> cancel;
+  absl::Status formatted;
   Budget cleanup = Budget::Infinite();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -170,10 +176,11 @@ void Region::add_task(internal::TaskRecord& task) {
     // A cancel that came between admission and now must still reach the task.
     if (cancel_requested()) {
       cancel = cancel_reason_;
+      formatted = cancel_status_;
       cleanup = cleanup_budget_;
     }
   }
-  if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup);
+  if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup, &formatted);
 }
 
 void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome) {
@@ -232,10 +239,14 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
   if (!internal_origin) cancelled_externally_ = true;
   if (!cancel_requested()) {
     cancel_reason_ = reason;
+    cancel_status_ = asupersync::cancelled_status(reason);
     cleanup_budget_ = cleanup;
     cancel_requested_.store(true, std::memory_order_release);
   } else {
-    cancel_reason_ = strengthen(cancel_reason_, reason);
+    if (compare_strength(reason, cancel_reason_) > 0) {
+      cancel_reason_ = reason;
+      cancel_status_ = asupersync::cancelled_status(reason);
+    }
     cleanup_budget_ = meet(cleanup_budget_, cleanup);
   }
   if (state == RegionState::kOpen) {
@@ -246,7 +257,7 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
   // request_cancel never takes this region's lock, so the list can be walked directly. The
   // body-region chain it cancels holds only descendants of this region.
   for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
-    internal::request_cancel(*task, cancel_reason_, cleanup_budget_);
+    internal::request_cancel(*task, cancel_reason_, cleanup_budget_, &cancel_status_);
   }
   if (!children_.empty()) {
     const CancelReason child_reason =

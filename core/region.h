@@ -129,6 +129,8 @@ class Region {
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_acquire); }
   // The (strengthened) request; meaningful once cancel_requested().
   CancelReason cancel_reason() const;
+  // cancelled_status(cancel_reason()), formatted once per reason and shared by its tasks.
+  absl::Status cancelled_status() const;
   ObligationLedger& ledger() { return ledger_; }
   Executor& executor() const { return *executor_; }
   EscalationPolicy escalation_policy() const { return options_.escalation; }
@@ -228,6 +230,7 @@ class Region {
   size_t finalizers_run_ = 0;
   bool cancelled_externally_ = false;
   CancelReason cancel_reason_;
+  absl::Status cancel_status_;  // cancelled_status(cancel_reason_)
   Budget cleanup_budget_ = Budget::Infinite();
   Outcome<void> children_outcome_ = Outcome<void>::Ok();
   internal::TaskRecord* body_task_ = nullptr;

@@ -196,7 +196,8 @@ std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope) 
 
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
-void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup) {
+void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                    const absl::Status* formatted) {
   WaitNode* claimed = nullptr;
   // The regions whose body this task runs are part of its work: they are cancelled too
   // (SPEC 4.1). References keep them alive once the lock is released.
@@ -207,7 +208,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   {
     Guard guard(task.lock);
     if (task.completed()) return;  // SPEC 4.6: changes nothing
-    task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
+    task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup), formatted);
     task.cancel_requested.store(true, std::memory_order_release);
     for (Region* region = task.body_region; region != nullptr;
          region = region->enclosing_body_region()) {

@@ -231,7 +231,9 @@ void schedule_new(TaskRecord& task);
 
 // Requests cancellation of one task (SPEC 4.1, 4.2): records the request, cancels the regions
 // whose body the task runs, interrupts its wait if deliverable, and moves it to the cancel lane.
-void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup);
+// `formatted` (optional) is cancelled_status(reason), shared by a region's many requests.
+void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                    const absl::Status* formatted = nullptr);
 
 // Interrupts the wait of a task running a body in (or below) `cancelled`, when deliverable.
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled);
