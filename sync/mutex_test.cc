@@ -18,8 +18,8 @@
 namespace asupersync {
 namespace {
 
-using ::testing::ElementsAre;
 using sync_testing::RuntimeKind;
+using ::testing::ElementsAre;
 
 // SPEC 8.3: lock/unlock; try_lock fails while held.
 TEST(MutexTest, LockAndTryLock) {
@@ -154,8 +154,8 @@ TEST(MutexTest, EscalatedHolderPoisonsCancelledHolderDoesNot) {
           EXPECT_TRUE(absl::IsCancelled(slept));
         });
         while (!mutex.is_locked()) (void)co_await cx.yield();
-        holder->cancel("stop", Budget::Infinite().with_deadline(*cx.now() +
-                                                                Duration::Milliseconds(1)));
+        holder->cancel("stop",
+                       Budget::Infinite().with_deadline(*cx.now() + Duration::Milliseconds(1)));
         Outcome<void> joined = co_await holder->join(cx);
         EXPECT_TRUE(joined.is_cancelled());
         EXPECT_EQ(holder->budget_exhausted(), escalate);
@@ -199,8 +199,8 @@ TEST(MutexTest, CancelledLockTakesNothingAndPassesHandoffOn) {
         while (mutex.waiter_count() < 1) (void)co_await cx.yield();
         TaskHandle<void> next = spawn_locker(true);
         while (mutex.waiter_count() < 2) (void)co_await cx.yield();
-        held->unlock();             // hands the lock to `raced`...
-        raced.cancel("raced");      // ...whose cancel wins: the lock goes to `next`
+        held->unlock();         // hands the lock to `raced`...
+        raced.cancel("raced");  // ...whose cancel wins: the lock goes to `next`
         (void)co_await raced.join(cx);
         (void)co_await next.join(cx);
         EXPECT_FALSE(mutex.is_locked());

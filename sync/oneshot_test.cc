@@ -19,8 +19,8 @@
 namespace asupersync {
 namespace {
 
-using ::testing::HasSubstr;
 using sync_testing::RuntimeKind;
+using ::testing::HasSubstr;
 
 // SPEC 5.1 (send/commit path), 8.2: reserve then send delivers exactly once; the ledger entry
 // is committed.
@@ -82,8 +82,8 @@ TEST(OneshotTest, LeakPathIsAbortedAndReported) {
       absl::StatusOr<int> got = co_await rx.recv(cx);
       EXPECT_TRUE(is_channel_closed(got.status())) << got.status();
     });
-    auto leaky = Region::open(
-        cx, "leaky", [tx = std::move(made.first)](Cx& cx) mutable -> Task<void> {
+    auto leaky =
+        Region::open(cx, "leaky", [tx = std::move(made.first)](Cx& cx) mutable -> Task<void> {
           oneshot::Sender<int> mine = std::move(tx);
           absl::StatusOr<Permit<int>> permit = mine.reserve(cx);
           EXPECT_TRUE(permit.ok());
@@ -105,11 +105,11 @@ TEST(OneshotTest, SenderDroppedWakesReceiverWithClosed) {
     auto outcome = sync_testing::run_lab(seed, [](Cx& cx) -> Task<void> {
       auto made = oneshot::channel<int>();
       oneshot::Receiver<int>& rx = made.second;
-      auto dropper = cx.spawn("dropper", [tx = std::move(made.first)](Cx& cx) mutable
-                              -> Task<void> {
-        oneshot::Sender<int> mine = std::move(tx);
-        (void)co_await cx.sleep(Duration::Milliseconds(1));
-      });
+      auto dropper =
+          cx.spawn("dropper", [tx = std::move(made.first)](Cx& cx) mutable -> Task<void> {
+            oneshot::Sender<int> mine = std::move(tx);
+            (void)co_await cx.sleep(Duration::Milliseconds(1));
+          });
       absl::StatusOr<int> got = co_await rx.recv(cx);
       EXPECT_TRUE(is_channel_closed(got.status())) << got.status();
       (void)co_await dropper->join(cx);
@@ -187,11 +187,11 @@ struct Request {
 };
 
 struct ServiceLog {
-  std::map<int, int> committed;    // id → reply the server committed
-  int aborted = 0;                 // permits the server aborted
-  std::map<int, int> replies;      // id → reply the client received
-  std::map<int, bool> closed;      // id → the client saw ChannelClosed
-  std::map<int, bool> cancelled;   // id → the client's wait was cancelled
+  std::map<int, int> committed;   // id → reply the server committed
+  int aborted = 0;                // permits the server aborted
+  std::map<int, int> replies;     // id → reply the client received
+  std::map<int, bool> closed;     // id → the client saw ChannelClosed
+  std::map<int, bool> cancelled;  // id → the client's wait was cancelled
   bool server_cancelled = false;
 };
 

@@ -51,7 +51,8 @@ struct RunReport {
 // violation, no deadlock) and returns the program's outcome.
 template <typename F>
 auto run_program(RuntimeKind kind, uint64_t seed, F main, RunReport* report = nullptr) {
-  lab::LabRuntime runtime(lab::LabOptions{.seed = seed});
+  // A tighter livelock bound than the lab's default: these programs take a few thousand steps.
+  lab::LabRuntime runtime(lab::LabOptions{.seed = seed, .max_steps = 2'000'000});
   auto outcome = runtime.run(std::move(main));
   const lab::LabReport& lab_report = runtime.report();
   EXPECT_THAT(lab_report.violations, ::testing::IsEmpty()) << "seed " << seed;
