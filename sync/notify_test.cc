@@ -15,8 +15,8 @@
 namespace asupersync {
 namespace {
 
-using ::testing::ElementsAre;
 using sync_testing::RuntimeKind;
+using ::testing::ElementsAre;
 
 // SPEC 8.3, 8 (FIFO): notify_one wakes the oldest waiter.
 TEST(NotifyTest, NotifyOneWakesOldestFirst) {
@@ -116,10 +116,9 @@ TEST(NotifyTest, CancelledWaiterPassesNotificationOn) {
         TaskHandle<void> next;
         if (second_waiter) {
           next = cx.spawn("next", [&notify](Cx& cx) -> Task<void> {
-                       absl::Status woken = co_await notify.notified(cx);
-                       EXPECT_TRUE(woken.ok()) << woken;
-                     })
-                     .value();
+                     absl::Status woken = co_await notify.notified(cx);
+                     EXPECT_TRUE(woken.ok()) << woken;
+                   }).value();
           while (notify.waiter_count() < 2) (void)co_await cx.yield();
         }
         notify.notify_one();  // picks `raced`...

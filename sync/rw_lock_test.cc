@@ -16,8 +16,8 @@
 namespace asupersync {
 namespace {
 
-using ::testing::ElementsAre;
 using sync_testing::RuntimeKind;
+using ::testing::ElementsAre;
 
 // SPEC 8.3: readers share, a writer excludes everyone.
 TEST(RwLockTest, ReadersShareWriterExcludes) {

@@ -62,7 +62,8 @@ class [[nodiscard]] ASUPERSYNC_CONSUMABLE(unconsumed) SemaphorePermit {
   ASUPERSYNC_RETURN_TYPESTATE(consumed) SemaphorePermit() noexcept {}
   SemaphorePermit(SemaphorePermit&& other ASUPERSYNC_RETURN_TYPESTATE(consumed)) noexcept;
   // Moving over a live permit leaks it first (as destroying it would).
-  SemaphorePermit& operator=(SemaphorePermit&& other ASUPERSYNC_RETURN_TYPESTATE(consumed)) noexcept;
+  SemaphorePermit& operator=(
+      SemaphorePermit&& other ASUPERSYNC_RETURN_TYPESTATE(consumed)) noexcept;
   SemaphorePermit(const SemaphorePermit&) = delete;
   SemaphorePermit& operator=(const SemaphorePermit&) = delete;
   // Destroying a live permit is a leak: the units go back, the ledger records a LeakReport.

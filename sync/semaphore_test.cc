@@ -16,8 +16,8 @@
 namespace asupersync {
 namespace {
 
-using ::testing::HasSubstr;
 using sync_testing::RuntimeKind;
+using ::testing::HasSubstr;
 
 // SPEC 8.3, 5.1: acquire hands out a permit recorded in the ledger; release gives the units
 // back and resolves it as completed.
@@ -163,8 +163,7 @@ TEST(SemaphoreTest, CancelledWaitersTakeNothingAndPassUnitsOn) {
           return cx
               .spawn("acquirer",
                      [&semaphore, n, expect_ok](Cx& cx) -> Task<void> {
-                       absl::StatusOr<SemaphorePermit> permit =
-                           co_await semaphore.acquire(cx, n);
+                       absl::StatusOr<SemaphorePermit> permit = co_await semaphore.acquire(cx, n);
                        EXPECT_EQ(permit.ok(), expect_ok) << permit.status();
                        if (permit.ok()) std::move(*permit).release();
                      })
