@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sync/internal/test_harness.h"
+#include "sync/mutex.h"
 #include "sync/status.h"
 
 namespace asupersync {
@@ -420,6 +421,47 @@ TEST(MpscTest, WaiterDestroyedWhileParkedPassesSlotOn) {
     });
     EXPECT_TRUE(outcome.ok()) << outcome.to_string();
   }
+}
+
+// The usage example of sync/README.md, compiled and run (Job = int).
+TEST(MpscTest, ReadmeExample) {
+  auto recorded = std::make_shared<std::vector<int>>();
+  auto outcome = sync_testing::run_lab(9, [recorded](Cx& cx) -> Task<absl::Status> {
+    auto make_jobs = [] { return std::vector<int>{1, 2, 3, 4, 5}; };
+    auto record = [recorded](int job) { recorded->push_back(job); };
+    using Job = int;
+    auto made = mpsc::channel<Job>(2);
+    if (!made.ok()) co_return made.status();
+    mpsc::Sender<Job> tx = std::move(made->first);
+    mpsc::Receiver<Job> rx = std::move(made->second);
+    Mutex stats_mutex;
+    auto work = Region::open(cx, "work", [&](Cx& cx) -> Task<void> {
+      auto producer = cx.spawn("producer", [tx, make_jobs](Cx& cx) mutable -> Task<void> {
+        mpsc::Sender<Job> mine = std::move(tx);
+        for (Job& job : make_jobs()) {
+          absl::StatusOr<Permit<Job>> slot = co_await mine.reserve(cx);
+          if (!slot.ok()) co_return;
+          std::move(*slot).send(std::move(job));
+        }
+      });
+      tx.reset();
+      auto consumer = cx.spawn("consumer", [&](Cx& cx) -> Task<void> {
+        while (true) {
+          absl::StatusOr<Job> job = co_await rx.recv(cx);
+          if (!job.ok()) co_return;
+          absl::StatusOr<MutexGuard> guard = co_await stats_mutex.lock(cx);
+          if (!guard.ok()) co_return;
+          record(*job);
+        }
+      });
+      (void)co_await producer->join(cx);
+      (void)co_await consumer->join(cx);
+    });
+    Outcome<void> done = co_await std::move(work);
+    co_return done.status();
+  });
+  EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+  EXPECT_THAT(*recorded, ElementsAre(1, 2, 3, 4, 5));
 }
 
 // ------------------------------------------------------------------------------------------
