@@ -258,6 +258,7 @@ class Channel final : public PermitSink<T> {
     Guard lock(mu);
     closed = true;
     refuse_slot_waiters_locked(wakes);
+    if (end_of_stream_locked()) wake_receiver_locked(wakes);
   }
 
   void drop_receiver() {

@@ -289,6 +289,22 @@ TEST(MpscTest, ReceiverCloseDrainsThenEndOfStream) {
   EXPECT_TRUE(outcome.ok()) << outcome.to_string();
 }
 
+// SPEC 8.1: closing the receiver ends a recv that is waiting on an empty channel.
+TEST(MpscTest, CloseEndsAWaitingRecv) {
+  auto outcome = sync_testing::run_lab(10, [](Cx& cx) -> Task<void> {
+    IntChannel channel = make_channel(2);
+    mpsc::Receiver<int>& rx = channel.second;
+    auto receiver = cx.spawn("receiver", [&rx](Cx& cx) -> Task<void> {
+      absl::StatusOr<int> got = co_await rx.recv(cx);
+      EXPECT_TRUE(is_end_of_stream(got.status())) << got.status();
+    });
+    while (!rx.stats().receiver_waiting) (void)co_await cx.yield();
+    rx.close();  // the sender is alive, but nothing can be sent any more
+    (void)co_await receiver->join(cx);
+  });
+  EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+}
+
 // SPEC 8.1, 4.2: a send cancelled while waiting gives the value back and leaves no waiter.
 TEST(MpscTest, CancelledSendGivesValueBack) {
   auto outcome = sync_testing::run_lab(7, [](Cx& cx) -> Task<void> {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -232,6 +233,27 @@ TEST_P(OnceCellCancelTest, CancelledCallerNeverStrandsTheCell) {
 INSTANTIATE_TEST_SUITE_P(Runtimes, OnceCellCancelTest,
                          ::testing::ValuesIn(sync_testing::all_runtimes()),
                          sync_testing::runtime_name);
+
+// Threads (TSan): one thread sets the cell, the others spin on get(): the value is published
+// with release/acquire, so readers see it whole.
+TEST(OnceCellThreadTest, SetPublishesToReadersOnOtherThreads) {
+  for (int round = 0; round < 50; ++round) {
+    OnceCell<std::vector<int>> cell;
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 3; ++r) {
+      readers.emplace_back([&cell, round] {
+        const std::vector<int>* value = nullptr;
+        while ((value = cell.get()) == nullptr) std::this_thread::yield();
+        EXPECT_EQ(value->size(), 32u);
+        EXPECT_EQ(value->back(), round);
+      });
+    }
+    std::thread setter([&cell, round] { EXPECT_TRUE(cell.set(std::vector<int>(32, round)).ok()); });
+    setter.join();
+    for (std::thread& reader : readers) reader.join();
+    EXPECT_EQ(cell.set(std::vector<int>()).code(), absl::StatusCode::kFailedPrecondition);
+  }
+}
 
 }  // namespace
 }  // namespace asupersync
