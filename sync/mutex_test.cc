@@ -214,6 +214,44 @@ TEST(MutexTest, CancelledLockTakesNothingAndPassesHandoffOn) {
   }
 }
 
+// SPEC 4.5: a waiter destroyed by escalation while parked deregisters (queued) or passes on a
+// lock already handed to it (granted, not yet resumed); nothing is poisoned by a waiter.
+TEST(MutexTest, WaiterDestroyedWhileParkedPassesTheLockOn) {
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    auto outcome = sync_testing::run_lab(seed, [seed](Cx& cx) -> Task<void> {
+      Mutex mutex;
+      auto inner = Region::open(cx, "inner", [&mutex, seed](Cx& cx) -> Task<void> {
+        absl::StatusOr<MutexGuard> held = co_await mutex.lock(cx);
+        auto stubborn = cx.spawn("stubborn", [&mutex](Cx& cx) -> Task<void> {
+          auto shield = cx.shield();  // the cancel is not delivered: it stays parked
+          absl::StatusOr<MutexGuard> guard = co_await mutex.lock(cx);
+          ADD_FAILURE() << "resumed after escalation: " << guard.status();
+        });
+        while (mutex.waiter_count() < 1) (void)co_await cx.yield();
+        auto patient = cx.spawn("patient", [&mutex](Cx& cx) -> Task<void> {
+          absl::StatusOr<MutexGuard> guard = co_await mutex.lock(cx);
+          EXPECT_TRUE(guard.ok()) << guard.status();
+        });
+        while (mutex.waiter_count() < 2) (void)co_await cx.yield();
+        stubborn->cancel("escalate", Budget::Infinite().with_poll_quota(0).with_deadline(
+                                         *cx.now() + Duration::Milliseconds(1)));
+        if (seed % 2 == 0) held->unlock();  // hands the lock to `stubborn`, then it is destroyed
+        Outcome<void> joined = co_await stubborn->join(cx);
+        EXPECT_TRUE(joined.is_cancelled());
+        EXPECT_TRUE(stubborn->budget_exhausted());
+        if (seed % 2 == 1) held->unlock();
+        (void)co_await patient->join(cx);
+      });
+      Outcome<void> joined = co_await std::move(inner);
+      EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
+      EXPECT_FALSE(mutex.is_locked());
+      EXPECT_FALSE(mutex.is_poisoned());
+      EXPECT_EQ(mutex.waiter_count(), 0u);
+    });
+    EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+  }
+}
+
 // ------------------------------------------------------------------------------------------
 // Cancellation injection (SPEC 4.2, 8, 11.3): workers loop lock → yield inside → unlock; a
 // canceller cancels one worker after k yields (k = seed % kAwaitPoints), hitting it while

@@ -200,6 +200,46 @@ TEST(SemaphoreTest, CancelledWaitersTakeNothingAndPassUnitsOn) {
   }
 }
 
+// SPEC 4.5: a waiter destroyed by escalation while parked deregisters (queued) or gives back
+// units already granted to it; nothing leaks.
+TEST(SemaphoreTest, WaiterDestroyedWhileParkedGivesUnitsBack) {
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    auto outcome = sync_testing::run_lab(seed, [seed](Cx& cx) -> Task<void> {
+      Semaphore semaphore(2);
+      auto inner = Region::open(cx, "inner", [&semaphore, seed](Cx& cx) -> Task<void> {
+        absl::StatusOr<SemaphorePermit> held = co_await semaphore.acquire(cx, 2);
+        auto stubborn = cx.spawn("stubborn", [&semaphore](Cx& cx) -> Task<void> {
+          auto shield = cx.shield();
+          absl::StatusOr<SemaphorePermit> permit = co_await semaphore.acquire(cx, 2);
+          ADD_FAILURE() << "resumed after escalation: " << permit.status();
+        });
+        while (semaphore.waiter_count() < 1) (void)co_await cx.yield();
+        auto patient = cx.spawn("patient", [&semaphore](Cx& cx) -> Task<void> {
+          absl::StatusOr<SemaphorePermit> permit = co_await semaphore.acquire(cx, 1);
+          EXPECT_TRUE(permit.ok()) << permit.status();
+          if (permit.ok()) std::move(*permit).release();
+        });
+        while (semaphore.waiter_count() < 2) (void)co_await cx.yield();
+        stubborn->cancel("escalate", Budget::Infinite().with_poll_quota(0).with_deadline(
+                                         *cx.now() + Duration::Milliseconds(1)));
+        if (seed % 2 == 0) {
+          std::move(*held).release();  // grants 2 units to `stubborn`, then it is destroyed
+        }
+        Outcome<void> joined = co_await stubborn->join(cx);
+        EXPECT_TRUE(joined.is_cancelled());
+        EXPECT_TRUE(stubborn->budget_exhausted());
+        if (seed % 2 == 1) std::move(*held).release();
+        (void)co_await patient->join(cx);
+      });
+      Outcome<void> joined = co_await std::move(inner);
+      EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();  // not Panicked: no leak
+      EXPECT_EQ(semaphore.available_permits(), 2u);
+      EXPECT_EQ(semaphore.waiter_count(), 0u);
+    });
+    EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+  }
+}
+
 // close() refuses waiters and later acquires; held permits still release.
 TEST(SemaphoreTest, CloseRefusesWaiters) {
   auto outcome = sync_testing::run_lab(5, [](Cx& cx) -> Task<void> {
