@@ -29,7 +29,7 @@
 namespace asupersync {
 
 namespace internal {
-struct TaskRecord;
+class TaskRecord;
 }  // namespace internal
 
 // The three dispatch lanes, highest priority first (SPEC 6.2).

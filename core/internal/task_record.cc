@@ -194,6 +194,17 @@ std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope) 
   return std::nullopt;
 }
 
+// Runs a claimed wait's interrupt() with no lock held, then lets the task go: it is parked
+// until `interrupting` is cleared, so no other thread resumes or destroys it meanwhile.
+void finish_interrupt(TaskRecord& task, WaitNode& claimed) {
+  claimed.interrupt();
+  {
+    Guard guard(task.lock);
+    task.interrupting = false;
+  }
+  task.executor->schedule(task, Lane::kCancel);
+}
+
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
@@ -222,6 +233,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
     if (task.current_wait != nullptr && task.current_wait->interruptible &&
         task.cancel.deliverable()) {
       claimed = claim_wait_locked(task);
+      task.interrupting = true;
     }
     const Budget& budget = task.cancel.cleanup_budget();
     if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
@@ -242,8 +254,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   for (size_t i = 0; i < body_region_count; ++i) cancel_body_region(body_regions[i]);
   for (Region* region : more_body_regions) cancel_body_region(region);
   if (claimed != nullptr) {
-    claimed->interrupt();
-    task.executor->schedule(task, Lane::kCancel);
+    finish_interrupt(task, *claimed);
     return;
   }
   // A task already queued moves to the cancel lane (SPEC 6.2).
@@ -259,9 +270,9 @@ void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
       return;
     }
     claimed = claim_wait_locked(task);
+    task.interrupting = true;
   }
-  claimed->interrupt();
-  task.executor->schedule(task, Lane::kCancel);
+  finish_interrupt(task, *claimed);
 }
 
 namespace {
@@ -307,7 +318,7 @@ bool run_task(TaskRecord& task) {
         }
       }
     }
-    parked = task.current_wait != nullptr;
+    parked = task.current_wait != nullptr || task.interrupting;
   }
   if (stalled) report_stall(task);
   if (escalate) {
@@ -341,6 +352,7 @@ void escalate_destroy(TaskRecord& task) {
   {
     Guard guard(task.lock);
     if (task.current_wait != nullptr && !task.current_wait->destroy_safe) return;
+    if (task.interrupting) return;  // a canceller is inside the awaiter; it reschedules
   }
   // Never abandon a region whose body this task runs while it has live work (only this thread
   // changes body_region, so reading it without the lock is safe here).

@@ -146,10 +146,14 @@ class TaskRecord {
   CancelState cancel;  // guarded
   // Mirrors cancel.requested() for lock-free checks at cancellation points (set, never cleared).
   std::atomic<bool> cancel_requested{false};
-  WaitNode* current_wait = nullptr;        // guarded
-  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
-  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
-  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
+  WaitNode* current_wait = nullptr;  // guarded
+  uint64_t wait_tickets = 0;         // guarded: the last ticket issued
+  uint64_t current_ticket = 0;       // guarded: the ticket of current_wait
+  uint64_t early_wake_ticket = 0;
+  // A canceller claimed the wait and is running its interrupt() (no lock held): the task is
+  // still parked for every purpose — no dispatch resumes or destroys it — until the canceller
+  // clears this and reschedules it.
+  bool interrupting = false;               // guarded: a wake that came before its park
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
