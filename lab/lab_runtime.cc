@@ -35,7 +35,11 @@ uint64_t LabRuntime::next_random() { return splitmix64(rng_state_); }
 void LabRuntime::schedule(internal::TaskRecord& task, Lane lane) {
   if (task.completed()) return;
   if (task.queued) {
-    if (lane != Lane::kCancel || task.queued_lane == Lane::kCancel) return;  // deduplicated
+    if (lane != Lane::kCancel) return;  // deduplicated
+    if (task.queued_lane == Lane::kCancel) {
+      rebucket_cancel(task);
+      return;
+    }
     auto& from = lanes_[static_cast<int>(task.queued_lane)];
     from.erase(std::find(from.begin(), from.end(), &task));
   } else {
@@ -43,7 +47,43 @@ void LabRuntime::schedule(internal::TaskRecord& task, Lane lane) {
     task.add_ref();  // the queue's reference; released after the task ran
   }
   task.queued_lane = lane;
-  lanes_[static_cast<int>(lane)].push_back(&task);
+  if (lane == Lane::kCancel) {
+    push_cancel(task);
+  } else {
+    lanes_[static_cast<int>(lane)].push_back(&task);
+  }
+}
+
+std::deque<internal::TaskRecord*>& LabRuntime::cancel_bucket(uint8_t priority) {
+  auto it = cancel_buckets_.begin();
+  while (it != cancel_buckets_.end() && it->priority > priority) ++it;
+  if (it == cancel_buckets_.end() || it->priority != priority) {
+    it = cancel_buckets_.insert(it, CancelBucket{priority, {}});
+  }
+  return it->tasks;
+}
+
+void LabRuntime::push_cancel(internal::TaskRecord& task) {
+  const uint8_t priority = task.cancel.cleanup_budget().priority;
+  task.executor_data = (++cancel_arrivals_ << 8) | priority;
+  cancel_bucket(priority).push_back(&task);
+  ++cancel_queued_;
+}
+
+void LabRuntime::rebucket_cancel(internal::TaskRecord& task) {
+  const uint8_t old_priority = static_cast<uint8_t>(task.executor_data & 0xff);
+  const uint8_t priority = task.cancel.cleanup_budget().priority;
+  if (priority == old_priority) return;
+  auto& from = cancel_bucket(old_priority);
+  from.erase(std::find(from.begin(), from.end(), &task));
+  const uint64_t arrival = task.executor_data >> 8;
+  task.executor_data = (arrival << 8) | priority;
+  auto& to = cancel_bucket(priority);
+  to.insert(std::lower_bound(to.begin(), to.end(), arrival,
+                             [](const internal::TaskRecord* queued, uint64_t value) {
+                               return (queued->executor_data >> 8) < value;
+                             }),
+            &task);
 }
 
 void LabRuntime::promote_to_cancel_lane(internal::TaskRecord& task) {
@@ -72,24 +112,24 @@ void LabRuntime::on_cleanup_stalled(internal::TaskRecord&, const std::string& de
 }
 
 internal::TaskRecord* LabRuntime::pick() {
-  for (int lane = 0; lane < 3; ++lane) {
+  if (cancel_queued_ > 0) {
+    // Cancel lane: highest cleanup priority first (SPEC 6.2), seeded among equals.
+    for (CancelBucket& bucket : cancel_buckets_) {
+      auto& queue = bucket.tasks;
+      if (queue.empty()) continue;
+      const size_t index = options_.randomize ? next_random() % queue.size() : 0;
+      internal::TaskRecord* task = queue[index];
+      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+      --cancel_queued_;
+      mix(task->id.index());
+      mix(static_cast<uint64_t>(Lane::kCancel));
+      return task;
+    }
+  }
+  for (int lane = static_cast<int>(Lane::kTimed); lane < 3; ++lane) {
     auto& queue = lanes_[lane];
     if (queue.empty()) continue;
-    size_t index = 0;
-    if (lane == static_cast<int>(Lane::kCancel)) {
-      // Cancel lane: highest cleanup priority first (SPEC 6.2), seeded among equals.
-      uint8_t best = 0;
-      for (internal::TaskRecord* task : queue) {
-        best = std::max(best, task->cancel.cleanup_budget().priority);
-      }
-      std::vector<size_t> candidates;
-      for (size_t i = 0; i < queue.size(); ++i) {
-        if (queue[i]->cancel.cleanup_budget().priority == best) candidates.push_back(i);
-      }
-      index = options_.randomize ? candidates[next_random() % candidates.size()] : candidates[0];
-    } else if (options_.randomize) {
-      index = next_random() % queue.size();
-    }
+    const size_t index = options_.randomize ? next_random() % queue.size() : 0;
     internal::TaskRecord* task = queue[index];
     queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
     mix(task->id.index());
@@ -172,6 +212,7 @@ void LabRuntime::check_oracles(const internal::TaskRecord& driver) {
   for (auto& lane : lanes_) {
     if (!lane.empty()) report_.violations.push_back("tasks left queued after the run");
   }
+  if (cancel_queued_ != 0) report_.violations.push_back("tasks left queued after the run");
 }
 
 }  // namespace asupersync::lab

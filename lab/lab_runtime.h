@@ -94,10 +94,29 @@ class LabRuntime final : public Executor {
   void check_oracles(const internal::TaskRecord& driver);
   void mix(uint64_t value);
 
+  // The cancel lane: one FIFO bucket per cleanup priority, highest priority first (SPEC 6.2).
+  // Within a bucket, tasks keep their order of arrival in the lane, so the k-th task of the
+  // best bucket is the k-th task of the lane among those of the best priority: picking needs no
+  // scan of the lane. A task in the lane has executor_data = (arrival << 8) | its bucket's
+  // priority.
+  struct CancelBucket {
+    uint8_t priority;
+    std::deque<internal::TaskRecord*> tasks;
+  };
+  void push_cancel(internal::TaskRecord& task);
+  // A repeated request can raise the cleanup priority of a task already in the cancel lane:
+  // move it to its new bucket, at its place by arrival.
+  void rebucket_cancel(internal::TaskRecord& task);
+  std::deque<internal::TaskRecord*>& cancel_bucket(uint8_t priority);
+
   LabOptions options_;
   uint64_t rng_state_;
   Time now_ = Time::Epoch();
+  // Indexed by Lane; lanes_[kCancel] is unused (see cancel_buckets_).
   std::deque<internal::TaskRecord*> lanes_[3];
+  std::vector<CancelBucket> cancel_buckets_;  // by priority, descending; empty ones are kept
+  size_t cancel_queued_ = 0;
+  uint64_t cancel_arrivals_ = 0;
   std::map<std::pair<int64_t, uint64_t>, TimerNode*> timers_;
   uint64_t timer_sequence_ = 0;
   RegionRef root_;
