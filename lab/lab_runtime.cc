@@ -111,6 +111,23 @@ void LabRuntime::on_cleanup_stalled(internal::TaskRecord&, const std::string& de
   report_.stalls.push_back(description);
 }
 
+
+namespace {
+
+// Removes and returns the task at `index` (the front, in FIFO mode: a cheap pop_front rather
+// than deque::erase's general path).
+internal::TaskRecord* take(std::deque<internal::TaskRecord*>& queue, size_t index) {
+  internal::TaskRecord* task = queue[index];
+  if (index == 0) {
+    queue.pop_front();
+  } else {
+    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+  }
+  return task;
+}
+
+}  // namespace
+
 internal::TaskRecord* LabRuntime::pick() {
   if (cancel_queued_ > 0) {
     // Cancel lane: highest cleanup priority first (SPEC 6.2), seeded among equals.
@@ -118,8 +135,7 @@ internal::TaskRecord* LabRuntime::pick() {
       auto& queue = bucket.tasks;
       if (queue.empty()) continue;
       const size_t index = options_.randomize ? next_random() % queue.size() : 0;
-      internal::TaskRecord* task = queue[index];
-      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+      internal::TaskRecord* task = take(queue, index);
       --cancel_queued_;
       mix(task->id.index());
       mix(static_cast<uint64_t>(Lane::kCancel));
@@ -130,8 +146,7 @@ internal::TaskRecord* LabRuntime::pick() {
     auto& queue = lanes_[lane];
     if (queue.empty()) continue;
     const size_t index = options_.randomize ? next_random() % queue.size() : 0;
-    internal::TaskRecord* task = queue[index];
-    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
+    internal::TaskRecord* task = take(queue, index);
     mix(task->id.index());
     mix(static_cast<uint64_t>(lane));
     return task;
