@@ -14,8 +14,8 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
-constexpr uint64_t kFnvPrime = 0x100000001b3ull;
+constexpr uint64_t kTraceSeed = 0xcbf29ce484222325ull;
+constexpr uint64_t kTraceMultiplier = 0x9e3779b97f4a7c15ull;
 
 }  // namespace
 
@@ -23,11 +23,11 @@ LabRuntime::LabRuntime(LabOptions options) : options_(options), rng_state_(optio
 
 LabRuntime::~LabRuntime() = default;
 
+// One multiply per event (the byte-wise FNV-1a this replaced took eight dependent multiplies
+// per word, twice per dispatch). Order-sensitive; good enough to tell two schedules apart.
 void LabRuntime::mix(uint64_t value) {
-  for (int i = 0; i < 8; ++i) {
-    report_.trace_hash ^= (value >> (8 * i)) & 0xff;
-    report_.trace_hash *= kFnvPrime;
-  }
+  const uint64_t h = (report_.trace_hash ^ value) * kTraceMultiplier;
+  report_.trace_hash = h ^ (h >> 32);
 }
 
 uint64_t LabRuntime::next_random() { return splitmix64(rng_state_); }
@@ -126,6 +126,11 @@ internal::TaskRecord* take(std::deque<internal::TaskRecord*>& queue, size_t inde
   return task;
 }
 
+// A dispatch as one trace word: the task's index and the lane.
+uint64_t dispatch_event(const internal::TaskRecord& task, Lane lane) {
+  return (static_cast<uint64_t>(task.id.index()) << 2) | static_cast<uint64_t>(lane);
+}
+
 }  // namespace
 
 internal::TaskRecord* LabRuntime::pick() {
@@ -137,8 +142,7 @@ internal::TaskRecord* LabRuntime::pick() {
       const size_t index = options_.randomize ? next_random() % queue.size() : 0;
       internal::TaskRecord* task = take(queue, index);
       --cancel_queued_;
-      mix(task->id.index());
-      mix(static_cast<uint64_t>(Lane::kCancel));
+      mix(dispatch_event(*task, Lane::kCancel));
       return task;
     }
   }
@@ -147,8 +151,7 @@ internal::TaskRecord* LabRuntime::pick() {
     if (queue.empty()) continue;
     const size_t index = options_.randomize ? next_random() % queue.size() : 0;
     internal::TaskRecord* task = take(queue, index);
-    mix(task->id.index());
-    mix(static_cast<uint64_t>(lane));
+    mix(dispatch_event(*task, static_cast<Lane>(lane)));
     return task;
   }
   return nullptr;
@@ -170,7 +173,7 @@ bool LabRuntime::fire_next_timers() {
 }
 
 void LabRuntime::drive(internal::TaskRecord& driver) {
-  report_.trace_hash = kFnvOffset;
+  report_.trace_hash = kTraceSeed;
   while (true) {
     if (internal::TaskRecord* task = pick()) {
       task->queued = false;

@@ -51,7 +51,9 @@ struct LabReport {
   uint64_t tasks_started = 0;
   uint64_t tasks_finished = 0;
   Time end_time = Time::Epoch();
-  // FNV-1a over the dispatch sequence (task ids, lanes, virtual times).
+  // A 64-bit hash of the dispatch sequence (task ids, lanes, virtual times): same seed and
+  // options, same hash. Compare it between runs of one build; its values are not stable across
+  // versions of the lab.
   uint64_t trace_hash = 0;
   bool deadlocked = false;
   std::string deadlock_report;
