@@ -417,7 +417,7 @@ Outcome<void> Region::close() {
       outcome = join(std::move(outcome), Outcome<void>::Cancelled(cancel_reason_));
     }
   }
-  if (ledger_.policy() == LeakPolicy::kPanic) {
+  if (ledger_.policy() == LeakPolicy::kPanic && ledger_.leaked() > 0) {
     for (const LeakReport& leak : ledger_.leaks()) {
       outcome =
           join(std::move(outcome), Outcome<void>::Panicked(PanicInfo{nullptr, leak.to_string()}));
