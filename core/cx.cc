@@ -169,20 +169,20 @@ void Cx::SleepAwaiter::fire() { internal::wake(*task, ticket, Lane::kTimed); }
 
 namespace internal {
 
-absl::Status admit_spawn(Cx& parent) {
-  if (absl::Status status = parent.require(Capability::kSpawn); !status.ok()) return status;
-  return parent.region().admit_task();
+absl::Status precheck_spawn(Cx& parent) {
+  if (!parent.capabilities().has(Capability::kSpawn)) return parent.require(Capability::kSpawn);
+  if (parent.region().state() != RegionState::kOpen) return parent.region().admit_task(nullptr);
+  return absl::OkStatus();
 }
 
-void abandon_spawn(Cx& parent) { parent.region().abandon_admission(); }
-
-void register_spawned(Cx& parent, TaskRecord& child) {
+absl::Status register_spawned(Cx& parent, TaskRecord& child) {
   Region& region = parent.region();
   child.id = TaskId(region.executor().allocate_task_index(), 1);
   child.region = &region;
   child.executor = &region.executor();
-  region.add_task(child);
+  if (absl::Status admitted = region.admit_task(&child); !admitted.ok()) return admitted;
   schedule_new(child);
+  return absl::OkStatus();
 }
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,

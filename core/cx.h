@@ -103,9 +103,11 @@ Outcome<T> outcome_from_value(T&& value) {
   return Outcome<T>::Ok(std::forward<T>(value));
 }
 
-absl::Status admit_spawn(Cx& parent);
-void register_spawned(Cx& parent, TaskRecord& child);
-void abandon_spawn(Cx& parent);
+// A cheap early refusal (capability, region no longer Open) before anything is allocated.
+absl::Status precheck_spawn(Cx& parent);
+// Admits `child` into the region and schedules it, atomically with the region's admission
+// checks (SPEC 3.2, 3.7); on refusal nothing was registered.
+absl::Status register_spawned(Cx& parent, TaskRecord& child);
 
 template <typename F, typename T>
 class SpawnedTask;
@@ -488,7 +490,7 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
   static_assert(internal::IsTask<TaskType>::value,
                 "cx.spawn: the callable must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
-  if (absl::Status admitted = internal::admit_spawn(*this); !admitted.ok()) return admitted;
+  if (absl::Status admitted = internal::precheck_spawn(*this); !admitted.ok()) return admitted;
   auto* record = new internal::SpawnedTask<F, T>(std::move(fn));
   record->cx =
       Cx(record, region_, caps_.intersect(options.capabilities), meet(budget_, options.budget));
@@ -499,7 +501,6 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
     task = std::invoke(record->fn, record->cx);
   } catch (...) {
     // The callable threw before producing a coroutine: nothing was started.
-    internal::abandon_spawn(*this);
     delete record;
     throw;
   }
@@ -508,9 +509,13 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
       .promise()
       .record = record;
   record->resume_point = record->root;
-  TaskHandle<T> handle(record);
-  internal::register_spawned(*this, *record);
-  return handle;
+  if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
+    // Refused (the region closed meanwhile, or its limit): the frame never ran.
+    std::exchange(record->root, {}).destroy();
+    record->release();
+    return admitted;
+  }
+  return TaskHandle<T>(record);
 }
 
 }  // namespace asupersync

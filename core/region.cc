@@ -137,7 +137,7 @@ size_t Region::live_task_count() const {
   return live_tasks_;
 }
 
-absl::Status Region::admit_task() {
+absl::Status Region::admit_task(internal::TaskRecord* task) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (state() != RegionState::kOpen) {
     return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
@@ -147,40 +147,15 @@ absl::Status Region::admit_task() {
     return absl::ResourceExhaustedError("spawn into region '" + name_ + "' refused: it has " +
                                         std::to_string(admitted_) + " live tasks (max_tasks)");
   }
+  if (task == nullptr) return absl::OkStatus();
   ++admitted_;
+  ++tasks_spawned_;
+  ++live_tasks_;
+  task->region_prev = nullptr;
+  task->region_next = tasks_head_;
+  if (tasks_head_ != nullptr) tasks_head_->region_prev = task;
+  tasks_head_ = task;
   return absl::OkStatus();
-}
-
-void Region::abandon_admission() {
-  internal::WakeToken closer;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    --admitted_;
-    closer = take_closer_if_quiescent_locked();
-  }
-  std::move(closer).wake(Lane::kReady);
-}
-
-void Region::add_task(internal::TaskRecord& task) {
-  std::optional<CancelReason> cancel;
-  absl::Status formatted;
-  Budget cleanup = Budget::Infinite();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++tasks_spawned_;
-    ++live_tasks_;
-    task.region_prev = nullptr;
-    task.region_next = tasks_head_;
-    if (tasks_head_ != nullptr) tasks_head_->region_prev = &task;
-    tasks_head_ = &task;
-    // A cancel that came between admission and now must still reach the task.
-    if (cancel_requested()) {
-      cancel = cancel_reason_;
-      formatted = cancel_status_;
-      cleanup = cleanup_budget_;
-    }
-  }
-  if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup, &formatted);
 }
 
 void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome) {

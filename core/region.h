@@ -148,9 +148,9 @@ class Region {
                                LeakPolicy default_leak_policy);
   void add_ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release();
-  absl::Status admit_task();
-  void abandon_admission();
-  void add_task(internal::TaskRecord& task);
+  // Admits `task` (SPEC 3.2, 3.7) and links it into the region, under one lock; with a null
+  // task only reports whether a spawn would be admitted now.
+  absl::Status admit_task(internal::TaskRecord* task);
   // `outcome` is the task's outcome summary, taken before it was published to joiners.
   void on_task_finished(internal::TaskRecord& task, Outcome<void> outcome);
   absl::Status add_finalizer(std::function<void()> sync_finalizer,

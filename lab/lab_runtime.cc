@@ -111,7 +111,6 @@ void LabRuntime::on_cleanup_stalled(internal::TaskRecord&, const std::string& de
   report_.stalls.push_back(description);
 }
 
-
 namespace {
 
 // Removes and returns the task at `index` (the front, in FIFO mode: a cheap pop_front rather

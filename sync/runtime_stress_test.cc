@@ -57,14 +57,15 @@ TEST(SyncRuntimeStressTest, MpscLosesAndDuplicatesNothing) {
           if (producer.ok()) producers.push_back(std::move(producer).value());
         }
         tx.reset();
-        auto consumer = wx.spawn("consumer", [&rx, received_sum, received_count](Cx& c) -> Task<void> {
-          while (true) {
-            absl::StatusOr<int64_t> value = co_await rx.recv(c);
-            if (!value.ok()) co_return;  // end of stream
-            received_sum->fetch_add(*value);
-            received_count->fetch_add(1);
-          }
-        });
+        auto consumer =
+            wx.spawn("consumer", [&rx, received_sum, received_count](Cx& c) -> Task<void> {
+              while (true) {
+                absl::StatusOr<int64_t> value = co_await rx.recv(c);
+                if (!value.ok()) co_return;  // end of stream
+                received_sum->fetch_add(*value);
+                received_count->fetch_add(1);
+              }
+            });
         co_await wx.sleep(Duration::Microseconds(50 * (round % 5)));
         producers[static_cast<size_t>(round) % producers.size()].cancel("stop one producer");
         for (auto& producer : producers) (void)co_await producer.join(wx);
