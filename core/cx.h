@@ -509,13 +509,17 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
       .promise()
       .record = record;
   record->resume_point = record->root;
+  // The handle's reference is taken before the task is scheduled: it may run and finish on
+  // another worker at once, releasing the region's reference.
+  TaskHandle<T> handle(record);
   if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
     // Refused (the region closed meanwhile, or its limit): the frame never ran.
     std::exchange(record->root, {}).destroy();
-    record->release();
+    handle = TaskHandle<T>();
+    record->release();  // the region's reference, never handed over: frees the record
     return admitted;
   }
-  return TaskHandle<T>(record);
+  return handle;
 }
 
 }  // namespace asupersync
