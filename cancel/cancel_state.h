@@ -18,6 +18,7 @@
 #define ASUPERSYNC_CANCEL_CANCEL_STATE_H_
 
 #include <cstdint>
+#include <memory>
 
 #include "absl/status/status.h"
 #include "core/budget.h"
@@ -41,21 +42,32 @@ enum class EscalationPolicy : uint8_t {
 // (SPEC 1.5).
 Budget cleanup_budget_for(CancelKind kind, const Budget& requested);
 
+// The kCancelled status a cancellation point returns for `reason`: its kind and message (the
+// full reason, with origin, time and cause chain, stays available from the context).
+absl::Status cancelled_status(const CancelReason& reason);
+
 class CancelState {
  public:
   CancelState() = default;
 
   // Records a request. Returns true if this is the first request. A repeated request
   // strengthens the reason and tightens the cleanup budget; it never loosens either.
-  bool request(const CancelReason& reason, const Budget& cleanup_budget);
+  // `formatted`, when given, is cancelled_status(reason) made once by whoever cancels many
+  // tasks with one reason (a region), so each task shares it instead of formatting its own.
+  bool request(const CancelReason& reason, const Budget& cleanup_budget,
+               const absl::Status* formatted = nullptr);
 
-  bool requested() const { return requested_; }
-  // Valid only when requested().
-  const CancelReason& reason() const { return reason_; }
-  const Budget& cleanup_budget() const { return cleanup_budget_; }
+  // cancelled_status(reason()), formatted at most once per distinct reason. Requires
+  // requested().
+  const absl::Status& delivery_status();
+
+  bool requested() const { return details_ != nullptr; }
+  // The request; a default reason and an infinite budget when none was made.
+  const CancelReason& reason() const;
+  const Budget& cleanup_budget() const;
 
   // True when a request is pending and no shield defers it (SPEC 4.4).
-  bool deliverable() const { return requested_ && shield_depth_ == 0; }
+  bool deliverable() const { return requested() && shield_depth_ == 0; }
 
   // The task observed the request at a cancellation point (SPEC 4.2, 4.3). Idempotent.
   void acknowledge() { acknowledged_ = true; }
@@ -68,11 +80,16 @@ class CancelState {
   int shield_depth() const { return shield_depth_; }
 
  private:
-  bool requested_ = false;
+  // Allocated by the first request: a task that is never cancelled (the common case) carries
+  // two words of cancel state instead of a reason and a budget.
+  struct Details {
+    CancelReason reason;
+    Budget cleanup_budget;
+    absl::Status formatted;  // OK until formatted
+  };
+  std::unique_ptr<Details> details_;
   bool acknowledged_ = false;
   int shield_depth_ = 0;
-  CancelReason reason_;
-  Budget cleanup_budget_ = Budget::Infinite();
 };
 
 }  // namespace asupersync

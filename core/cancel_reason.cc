@@ -136,7 +136,8 @@ CancelReason::CancelReason(CancelKind kind, RegionId origin_region,
       origin_region_(origin_region),
       origin_task_(origin_task),
       time_(time),
-      message_(std::move(message)) {
+      message_(message.empty() ? nullptr
+                               : std::make_shared<const std::string>(std::move(message))) {
   CheckValidKind(kind);
 }
 
@@ -173,6 +174,11 @@ CancelReason CancelReason::caused_by(CancelKind kind, RegionId origin_region,
   return out;
 }
 
+const std::string& CancelReason::message() const {
+  static const std::string* const kEmpty = new std::string();
+  return message_ != nullptr ? *message_ : *kEmpty;
+}
+
 std::string CancelReason::to_string() const {
   std::string out;
   for (const CancelReason* r = this; r != nullptr; r = r->cause()) {
@@ -180,7 +186,7 @@ std::string CancelReason::to_string() const {
     absl::StrAppend(&out, cancel_kind_name(r->kind_), " at ", r->time_.to_string(), " from region ",
                     r->origin_region_.to_string());
     if (r->origin_task_.has_value()) absl::StrAppend(&out, " task ", r->origin_task_->to_string());
-    if (!r->message_.empty()) absl::StrAppend(&out, ": '", r->message_, "'");
+    if (!r->message().empty()) absl::StrAppend(&out, ": '", r->message(), "'");
     if (r->cause() == nullptr && r->cause_truncated_) out += " <- ...";
   }
   return out;
@@ -188,7 +194,7 @@ std::string CancelReason::to_string() const {
 
 bool operator==(const CancelReason& a, const CancelReason& b) {
   if (a.kind_ != b.kind_ || a.origin_region_ != b.origin_region_ ||
-      a.origin_task_ != b.origin_task_ || a.time_ != b.time_ || a.message_ != b.message_ ||
+      a.origin_task_ != b.origin_task_ || a.time_ != b.time_ || a.message() != b.message() ||
       a.cause_depth_ != b.cause_depth_ || a.cause_truncated_ != b.cause_truncated_) {
     return false;
   }
@@ -198,9 +204,9 @@ bool operator==(const CancelReason& a, const CancelReason& b) {
 
 int compare_strength(const CancelReason& a, const CancelReason& b) {
   if (&a == &b) return 0;
-  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;      // Higher tier is stronger.
-  if (int c = Compare(b.time_, a.time_); c != 0) return c;        // Earlier time is stronger.
-  if (int c = Compare(b.message_, a.message_); c != 0) return c;  // Smaller message is stronger.
+  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;        // Higher tier is stronger.
+  if (int c = Compare(b.time_, a.time_); c != 0) return c;          // Earlier time is stronger.
+  if (int c = Compare(b.message(), a.message()); c != 0) return c;  // Smaller message is stronger.
   // Tie-breakers that make the order total (and `strengthen` commutative in value).
   if (int c = Compare(b.kind_, a.kind_); c != 0) return c;
   if (int c = Compare(b.origin_region_, a.origin_region_); c != 0) return c;

@@ -102,7 +102,7 @@ class CancelReason {
   RegionId origin_region() const { return origin_region_; }
   std::optional<TaskId> origin_task() const { return origin_task_; }
   Time time() const { return time_; }
-  const std::string& message() const { return message_; }
+  const std::string& message() const;
 
   // The reason that caused this one, or nullptr. Owned by this reason (and shared with its
   // copies); valid as long as this reason is.
@@ -138,7 +138,9 @@ class CancelReason {
   RegionId origin_region_;
   std::optional<TaskId> origin_task_;
   Time time_;
-  std::string message_;
+  // Shared and immutable, so copying a reason (every cancelled task keeps one) never copies
+  // the text. Null for an empty message.
+  std::shared_ptr<const std::string> message_;
   std::shared_ptr<const CancelReason> cause_;
   int cause_depth_ = 0;
   bool cause_truncated_ = false;

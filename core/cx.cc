@@ -23,8 +23,13 @@ bool is_region_closed(const absl::Status& status) {
   return payload.has_value() && *payload == "RegionClosed";
 }
 
-absl::Status cancelled_status(const CancelReason& reason) {
-  return absl::CancelledError(reason.to_string());
+std::optional<CancelReason> Cx::cancel_reason() const {
+  {
+    std::lock_guard<internal::SpinLock> guard(task_->lock);
+    if (task_->cancel.requested()) return task_->cancel.reason();
+  }
+  if (region_ != task_->region && region_->cancel_requested()) return region_->cancel_reason();
+  return std::nullopt;
 }
 
 RegionId Cx::region_id() const { return region_->id(); }
@@ -81,13 +86,8 @@ Cx Cx::for_region(Region& region, const Budget& requested) const {
 
 absl::Status Cx::poll_cancel() {
   internal::TaskRecord& task = *task_;
-  bool requested;
-  {
-    std::lock_guard<internal::SpinLock> guard(task.lock);
-    requested = task.cancel.requested();
-  }
   // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
-  if (!requested) {
+  if (!task.cancel_requested.load(std::memory_order_acquire)) {
     Executor& executor = region_->executor();
     if (budget_.deadline.has_value() && executor.now() >= *budget_.deadline) {
       internal::request_cancel(task,
@@ -100,23 +100,27 @@ absl::Status Cx::poll_cancel() {
                                             executor.now(), "the task's poll quota is spent"),
                                Budget::Infinite());
     }
+    // Fast path: no request for the task nor for the region this context is scoped to.
+    if (!task.cancel_requested.load(std::memory_order_acquire) &&
+        (region_ == task.region || !region_->cancel_requested())) {
+      return absl::OkStatus();
+    }
   }
-  std::optional<CancelReason> reason;
+  absl::Status acknowledged;  // OK: nothing delivered
   {
     std::lock_guard<internal::SpinLock> guard(task.lock);
     if (task.cancel.shield_depth() > 0) return absl::OkStatus();
     if (task.cancel.requested()) {
       task.cancel.acknowledge();
-      reason = task.cancel.reason();
+      acknowledged = task.cancel.delivery_status();  // shared, formatted once
     }
   }
-  if (reason.has_value()) {
+  if (!acknowledged.ok()) {
     region_->executor().on_runtime_event(RuntimeEvent::kCancelAcknowledged, &task, nullptr);
-  } else {
-    if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
-    reason = region_->cancel_reason();
+    return acknowledged;
   }
-  return cancelled_status(*reason);
+  if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
+  return region_->cancelled_status();
 }
 
 bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {
@@ -170,20 +174,20 @@ void Cx::SleepAwaiter::fire() { internal::wake(*task, ticket, Lane::kTimed); }
 
 namespace internal {
 
-absl::Status admit_spawn(Cx& parent) {
-  if (absl::Status status = parent.require(Capability::kSpawn); !status.ok()) return status;
-  return parent.region().admit_task();
+absl::Status precheck_spawn(Cx& parent) {
+  if (!parent.capabilities().has(Capability::kSpawn)) return parent.require(Capability::kSpawn);
+  if (parent.region().state() != RegionState::kOpen) return parent.region().admit_task(nullptr);
+  return absl::OkStatus();
 }
 
-void abandon_spawn(Cx& parent) { parent.region().abandon_admission(); }
-
-void register_spawned(Cx& parent, TaskRecord& child) {
+absl::Status register_spawned(Cx& parent, TaskRecord& child) {
   Region& region = parent.region();
   child.id = TaskId(region.executor().allocate_task_index(), 1);
   child.region = &region;
   child.executor = &region.executor();
-  region.add_task(child);
+  if (absl::Status admitted = region.admit_task(&child); !admitted.ok()) return admitted;
   schedule_new(child);
+  return absl::OkStatus();
 }
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,

@@ -62,7 +62,6 @@ struct SpawnOptions {
 // "RegionClosed" type (SPEC 3.2); use is_region_closed() to test for it.
 absl::Status region_closed_error(std::string_view message);
 bool is_region_closed(const absl::Status& status);
-absl::Status cancelled_status(const CancelReason& reason);
 
 namespace internal {
 
@@ -104,9 +103,11 @@ Outcome<T> outcome_from_value(T&& value) {
   return Outcome<T>::Ok(std::forward<T>(value));
 }
 
-absl::Status admit_spawn(Cx& parent);
-void register_spawned(Cx& parent, TaskRecord& child);
-void abandon_spawn(Cx& parent);
+// A cheap early refusal (capability, region no longer Open) before anything is allocated.
+absl::Status precheck_spawn(Cx& parent);
+// Admits `child` into the region and schedules it, atomically with the region's admission
+// checks (SPEC 3.2, 3.7); on refusal nothing was registered.
+absl::Status register_spawned(Cx& parent, TaskRecord& child);
 
 template <typename F, typename T>
 class SpawnedTask;
@@ -149,6 +150,9 @@ class Cx {
 
   // True if a cancel request is pending for this context (shielded or not).
   bool cancel_requested() const;
+  // The pending request in full (kind, origin, time, message, cause chain), if any. The
+  // kCancelled status a cancellation point returns carries only its kind and message.
+  std::optional<CancelReason> cancel_reason() const;
 
   // A context with at most `capabilities` (SPEC 2.4): attenuation only narrows.
   Cx restrict(Capabilities capabilities) const {
@@ -486,11 +490,10 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
   static_assert(internal::IsTask<TaskType>::value,
                 "cx.spawn: the callable must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
-  if (absl::Status admitted = internal::admit_spawn(*this); !admitted.ok()) return admitted;
+  if (absl::Status admitted = internal::precheck_spawn(*this); !admitted.ok()) return admitted;
   auto* record = new internal::SpawnedTask<F, T>(std::move(fn));
   record->cx =
       Cx(record, region_, caps_.intersect(options.capabilities), meet(budget_, options.budget));
-  record->budget = record->cx.budget_;
   record->name = std::move(name);
   record->spawn_site = site;
   TaskType task;
@@ -498,7 +501,6 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
     task = std::invoke(record->fn, record->cx);
   } catch (...) {
     // The callable threw before producing a coroutine: nothing was started.
-    internal::abandon_spawn(*this);
     delete record;
     throw;
   }
@@ -507,8 +509,16 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
       .promise()
       .record = record;
   record->resume_point = record->root;
+  // The handle's reference is taken before the task is scheduled: it may run and finish on
+  // another worker at once, releasing the region's reference.
   TaskHandle<T> handle(record);
-  internal::register_spawned(*this, *record);
+  if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
+    // Refused (the region closed meanwhile, or its limit): the frame never ran.
+    std::exchange(record->root, {}).destroy();
+    handle = TaskHandle<T>();
+    record->release();  // the region's reference, never handed over: frees the record
+    return admitted;
+  }
   return handle;
 }
 

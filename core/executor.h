@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 #include "core/time.h"
 
@@ -29,7 +30,7 @@ namespace asupersync {
 
 class Region;
 namespace internal {
-struct TaskRecord;
+class TaskRecord;
 }  // namespace internal
 
 // The three dispatch lanes, highest priority first (SPEC 6.2).
@@ -39,18 +40,18 @@ enum class Lane : uint8_t { kCancel = 0, kTimed = 1, kReady = 2 };
 // that the lab can record them (exploration, oracles, traces). Each names the task or region it
 // concerns; events come from the thread running the step that caused them.
 enum class RuntimeEvent : uint8_t {
-  kRegionStateRead,     // region: a step read its state (admitting a spawn or a child region,
-                        // or a cancel that found it already finalizing or closed)
-  kRegionOpened,        // region: its body is about to run in `task` (the opening task)
-  kRegionStateChanged,  // region: state() changed (reported with the region's lock held)
-  kRegionCancelled,     // region: a cancel request reached it (reported with its lock held)
-  kFinalizerAdded,      // region: a finalizer was registered
-  kRegionClosed,        // region: Closed (close or abandon), before it detaches from its parent
-  kCancelRequested,     // task: request_cancel recorded a request for it (task not completed)
+  kRegionStateRead,        // region: a step read its state (admitting a spawn or a child region,
+                           // or a cancel that found it already finalizing or closed)
+  kRegionOpened,           // region: its body is about to run in `task` (the opening task)
+  kRegionStateChanged,     // region: state() changed (reported with the region's lock held)
+  kRegionCancelled,        // region: a cancel request reached it (reported with its lock held)
+  kFinalizerAdded,         // region: a finalizer was registered
+  kRegionClosed,           // region: Closed (close or abandon), before it detaches from its parent
+  kCancelRequested,        // task: request_cancel recorded a request for it (task not completed)
   kCancelAfterCompletion,  // task: a request reached it after it completed (changes nothing)
-  kCancelAcknowledged,  // task: a cancellation point delivered its own request
-  kWakeAttempt,         // task: a waker tried to end its wait (internal::wake; stale or not)
-  kJoinWaitRemoved,     // task: a joiner was unlinked from its join list (target's lock held)
+  kCancelAcknowledged,     // task: a cancellation point delivered its own request
+  kWakeAttempt,            // task: a waker tried to end its wait (internal::wake; stale or not)
+  kJoinWaitRemoved,        // task: a joiner was unlinked from its join list (target's lock held)
 };
 
 // A timer registration, embedded in whatever waits (intrusive: adding a timer allocates
@@ -103,6 +104,10 @@ class Executor {
   // See RuntimeEvent. An implementation must not take the region's lock from it (events marked
   // "lock held" arrive under it) nor call back into the task's or region's mutators.
   virtual void on_runtime_event(RuntimeEvent event, internal::TaskRecord* task, Region* region) {}
+  // A cancelled task spent its cleanup budget in a region with EscalationPolicy::kWait: the
+  // runtime keeps waiting for it and reports the stall here, once per task (SPEC 4.5).
+  // `description` names the task, its region, the request and what it waits on.
+  virtual void on_cleanup_stalled(internal::TaskRecord& task, const std::string& description);
 
   // Identifier indices, per runtime so that a lab run is reproducible within one process.
   uint32_t allocate_task_index() {

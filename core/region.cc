@@ -117,6 +117,11 @@ CancelReason Region::cancel_reason() const {
   return cancel_reason_;
 }
 
+absl::Status Region::cancelled_status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return cancel_status_;
+}
+
 std::vector<internal::TaskRecord*> Region::live_tasks_referenced() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<internal::TaskRecord*> tasks;
@@ -138,7 +143,7 @@ size_t Region::live_task_count() const {
   return live_tasks_;
 }
 
-absl::Status Region::admit_task() {
+absl::Status Region::admit_task(internal::TaskRecord* task) {
   report(*this, RuntimeEvent::kRegionStateRead);
   std::lock_guard<std::mutex> lock(mutex_);
   if (state() != RegionState::kOpen) {
@@ -149,38 +154,15 @@ absl::Status Region::admit_task() {
     return absl::ResourceExhaustedError("spawn into region '" + name_ + "' refused: it has " +
                                         std::to_string(admitted_) + " live tasks (max_tasks)");
   }
+  if (task == nullptr) return absl::OkStatus();
   ++admitted_;
+  ++tasks_spawned_;
+  ++live_tasks_;
+  task->region_prev = nullptr;
+  task->region_next = tasks_head_;
+  if (tasks_head_ != nullptr) tasks_head_->region_prev = task;
+  tasks_head_ = task;
   return absl::OkStatus();
-}
-
-void Region::abandon_admission() {
-  internal::WakeToken closer;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    --admitted_;
-    closer = take_closer_if_quiescent_locked();
-  }
-  std::move(closer).wake(Lane::kReady);
-}
-
-void Region::add_task(internal::TaskRecord& task) {
-  std::optional<CancelReason> cancel;
-  Budget cleanup = Budget::Infinite();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    ++tasks_spawned_;
-    ++live_tasks_;
-    task.region_prev = nullptr;
-    task.region_next = tasks_head_;
-    if (tasks_head_ != nullptr) tasks_head_->region_prev = &task;
-    tasks_head_ = &task;
-    // A cancel that came between admission and now must still reach the task.
-    if (cancel_requested()) {
-      cancel = cancel_reason_;
-      cleanup = cleanup_budget_;
-    }
-  }
-  if (cancel.has_value()) internal::request_cancel(task, *cancel, cleanup);
 }
 
 void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome) {
@@ -245,10 +227,14 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
   if (!internal_origin) cancelled_externally_ = true;
   if (!cancel_requested()) {
     cancel_reason_ = reason;
+    cancel_status_ = asupersync::cancelled_status(reason);
     cleanup_budget_ = cleanup;
     cancel_requested_.store(true, std::memory_order_release);
   } else {
-    cancel_reason_ = strengthen(cancel_reason_, reason);
+    if (compare_strength(reason, cancel_reason_) > 0) {
+      cancel_reason_ = reason;
+      cancel_status_ = asupersync::cancelled_status(reason);
+    }
     cleanup_budget_ = meet(cleanup_budget_, cleanup);
   }
   report(*this, RuntimeEvent::kRegionCancelled);
@@ -261,7 +247,7 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
   // request_cancel never takes this region's lock, so the list can be walked directly. The
   // body-region chain it cancels holds only descendants of this region.
   for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
-    internal::request_cancel(*task, cancel_reason_, cleanup_budget_);
+    internal::request_cancel(*task, cancel_reason_, cleanup_budget_, &cancel_status_);
   }
   if (!children_.empty()) {
     const CancelReason child_reason =
@@ -427,7 +413,7 @@ Outcome<void> Region::close() {
     }
   }
   report(*this, RuntimeEvent::kRegionClosed);
-  if (ledger_.policy() == LeakPolicy::kPanic) {
+  if (ledger_.policy() == LeakPolicy::kPanic && ledger_.leaked() > 0) {
     for (const LeakReport& leak : ledger_.leaks()) {
       outcome =
           join(std::move(outcome), Outcome<void>::Panicked(PanicInfo{nullptr, leak.to_string()}));

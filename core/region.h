@@ -129,6 +129,8 @@ class Region {
   bool cancel_requested() const { return cancel_requested_.load(std::memory_order_acquire); }
   // The (strengthened) request; meaningful once cancel_requested().
   CancelReason cancel_reason() const;
+  // cancelled_status(cancel_reason()), formatted once per reason and shared by its tasks.
+  absl::Status cancelled_status() const;
   ObligationLedger& ledger() { return ledger_; }
   Executor& executor() const { return *executor_; }
   EscalationPolicy escalation_policy() const { return options_.escalation; }
@@ -146,9 +148,9 @@ class Region {
                                LeakPolicy default_leak_policy);
   void add_ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release();
-  absl::Status admit_task();
-  void abandon_admission();
-  void add_task(internal::TaskRecord& task);
+  // Admits `task` (SPEC 3.2, 3.7) and links it into the region, under one lock; with a null
+  // task only reports whether a spawn would be admitted now.
+  absl::Status admit_task(internal::TaskRecord* task);
   // `outcome` is the task's outcome summary, taken before it was published to joiners.
   void on_task_finished(internal::TaskRecord& task, Outcome<void> outcome);
   absl::Status add_finalizer(std::function<void()> sync_finalizer,
@@ -228,6 +230,7 @@ class Region {
   size_t finalizers_run_ = 0;
   bool cancelled_externally_ = false;
   CancelReason cancel_reason_;
+  absl::Status cancel_status_;  // cancelled_status(cancel_reason_)
   Budget cleanup_budget_ = Budget::Infinite();
   Outcome<void> children_outcome_ = Outcome<void>::Ok();
   internal::TaskRecord* body_task_ = nullptr;

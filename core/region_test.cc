@@ -393,6 +393,43 @@ TEST(CancelTest, IgnoringTaskIsEscalatedUnderDestroy) {
   }
 }
 
+// SPEC 4.5: under kWait a task that overruns its cleanup budget is not destroyed: the runtime
+// keeps waiting, reports the stall once (naming the task), and the task finishes on its own.
+TEST(CancelTest, WaitPolicyReportsTheStallAndKeepsWaiting) {
+  for (uint64_t seed = 0; seed < 100; ++seed) {
+    lab::LabRuntime runtime(lab::LabOptions{.seed = seed});
+    auto outcome = runtime.run([](Cx& cx) -> Task<void> {
+      auto region = Region::open(
+          cx, "patient",
+          [](Cx& rx) -> Task<int> {
+            auto slow = rx.spawn("slow cleaner", [](Cx& c) -> Task<int> {
+              int polls = 0;
+              // Ignores the request for 50 more polls, then finishes by itself.
+              while (polls < 60) {
+                (void)co_await c.yield();
+                ++polls;
+              }
+              co_return polls;
+            });
+            co_await rx.yield();
+            rx.cancel_region("stop", Budget::Infinite().with_poll_quota(10));
+            auto shield = rx.shield();
+            Outcome<int> joined = co_await slow->join(rx);
+            EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
+            EXPECT_FALSE(slow->budget_exhausted());
+            co_return 0;
+          },
+          RegionOptions{.escalation = EscalationPolicy::kWait});
+      Outcome<int> closed = co_await std::move(region);
+      EXPECT_TRUE(closed.is_cancelled()) << closed.to_string();
+    });
+    EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+    ASSERT_EQ(runtime.report().stalls.size(), 1u) << "seed " << seed;
+    EXPECT_THAT(runtime.report().stalls[0], HasSubstr("slow cleaner"));
+    EXPECT_THAT(runtime.report().stalls[0], HasSubstr("kWait"));
+  }
+}
+
 // SPEC 4.5: destroying tasks parked in every kind of await is safe (run under ASan: no
 // use-after-free, no leak, no dangling waiter). In an inner region, shielded tasks parked in a
 // join (on a task of the outer region, which stays alive) and in a sleep ignore the region's

@@ -59,15 +59,18 @@ std::map<int, std::pair<std::string, Row>>& table() {
 class PrintTable : public ::testing::Environment {
  public:
   void TearDown() override {
-    std::printf("\n| # | bug | found as | runs to find: random | PCT (d=3) | DPOR | fixed: DPOR executions (exhausted) |\n");
+    std::printf(
+        "\n| # | bug | found as | runs to find: random | PCT (d=3) | DPOR | fixed: DPOR executions "
+        "(exhausted) |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
     for (const auto& [number, entry] : table()) {
       const Row& row = entry.second;
-      std::printf("| %d | %s | `%s` | %llu | %llu | %llu | %llu (%s) |\n", number, entry.first.c_str(),
-                  row.kind.c_str(), static_cast<unsigned long long>(row.random),
-                  static_cast<unsigned long long>(row.pct), static_cast<unsigned long long>(row.dpor),
-                  static_cast<unsigned long long>(row.fixed_executions),
-                  row.fixed_exhausted ? "yes" : "no");
+      std::printf(
+          "| %d | %s | `%s` | %llu | %llu | %llu | %llu (%s) |\n", number, entry.first.c_str(),
+          row.kind.c_str(), static_cast<unsigned long long>(row.random),
+          static_cast<unsigned long long>(row.pct), static_cast<unsigned long long>(row.dpor),
+          static_cast<unsigned long long>(row.fixed_executions),
+          row.fixed_exhausted ? "yes" : "no");
     }
   }
 };
@@ -83,10 +86,12 @@ void check_bug(int number, const char* name, const char* kind, Buggy buggy, Fixe
       lab::Explore({.strategy = lab::Strategy::kRandom, .runs = kRandomBudget}, buggy);
   EXPECT_LAB_FINDS(random, kind);
   if (random.failure) row.random = random.failure->run;
-  lab::ExploreResult pct = lab::Explore({.strategy = lab::Strategy::kPct, .runs = kPctBudget}, buggy);
+  lab::ExploreResult pct =
+      lab::Explore({.strategy = lab::Strategy::kPct, .runs = kPctBudget}, buggy);
   EXPECT_LAB_FINDS(pct, kind);
   if (pct.failure) row.pct = pct.failure->run;
-  lab::ExploreResult dpor = lab::Explore({.strategy = lab::Strategy::kDpor, .runs = kDporBudget}, buggy);
+  lab::ExploreResult dpor =
+      lab::Explore({.strategy = lab::Strategy::kDpor, .runs = kDporBudget}, buggy);
   EXPECT_LAB_FINDS(dpor, kind);
   if (dpor.failure) {
     row.dpor = dpor.failure->run;
@@ -146,7 +151,8 @@ Task<void> overdraw(Cx& cx, bool fixed) {
       (void)rx.spawn("withdraw70", [balance, fixed](Cx& c) -> Task<void> {
         if (fixed) {
           co_await c.yield();
-          if (balance->load() >= 70) balance->store(balance->load() - 70);  // check and act together
+          if (balance->load() >= 70)
+            balance->store(balance->load() - 70);  // check and act together
           co_return;
         }
         if (balance->load() < 70) co_return;
@@ -192,9 +198,8 @@ Task<void> lock_order(Cx& cx, bool fixed) {
   auto b = shared(false, "lock_b");
   auto left = cx.spawn("left", [a, b](Cx& c) { return lock_both(c, a, b); });
   // BUG: the right task takes the locks in the opposite order.
-  auto right = cx.spawn("right", [a, b, fixed](Cx& c) {
-    return fixed ? lock_both(c, a, b) : lock_both(c, b, a);
-  });
+  auto right = cx.spawn(
+      "right", [a, b, fixed](Cx& c) { return fixed ? lock_both(c, a, b) : lock_both(c, b, a); });
   (void)co_await left->join(cx);
   (void)co_await right->join(cx);
 }
@@ -300,7 +305,8 @@ Task<void> hand_written_race(Cx& cx, bool fixed) {
     decided->store(true);
     if (fixed) {
       // Cancel and drain the losers before returning the winner.
-      for (TaskHandle<void>& racer : racers) racer.cancel("race lost", Budget::Infinite(), CancelKind::kRaceLost);
+      for (TaskHandle<void>& racer : racers)
+        racer.cancel("race lost", Budget::Infinite(), CancelKind::kRaceLost);
       for (TaskHandle<void>& racer : racers) (void)co_await racer.join(rx);
     }
     // BUG (unfixed): returns with the loser still running.
@@ -575,8 +581,7 @@ Task<void> lost_wakeup(Cx& cx, bool fixed) {
 TEST(BugsTest, LostWakeupInHandWrittenAwaiter) {
   check_bug(
       13, "lost wake-up in a hand-written awaiter", "lost_wakeup",
-      [](Cx& cx) { return lost_wakeup(cx, false); },
-      [](Cx& cx) { return lost_wakeup(cx, true); });
+      [](Cx& cx) { return lost_wakeup(cx, false); }, [](Cx& cx) { return lost_wakeup(cx, true); });
 }
 
 }  // namespace

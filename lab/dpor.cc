@@ -114,9 +114,9 @@ size_t DporExplorer::choose(std::span<const Candidate> candidates, uint64_t step
     std::vector<uint32_t> now;
     for (const Candidate& candidate : candidates) now.push_back(candidate.lid);
     if (!same && divergence_.empty()) {
-      divergence_ = absl::StrCat("at step ", step + 1, " the runnable tasks were ", lids_text(now),
-                                 " but an earlier run with the same choices had ",
-                                 lids_text(node.enabled));
+      divergence_ =
+          absl::StrCat("at step ", step + 1, " the runnable tasks were ", lids_text(now),
+                       " but an earlier run with the same choices had ", lids_text(node.enabled));
     }
     ++depth_;
     for (size_t i = 0; i < candidates.size(); ++i) {
@@ -303,8 +303,8 @@ void DporExplorer::analyze(const std::vector<StepRecord>& steps) {
       bool initial = true;
       for (const auto& [r, fr] : first_in_v) {
         if (r != q && clocks[fq][r] >= local[fr]) {
-        initial = false;
-        break;
+          initial = false;
+          break;
         }
       }
       if (initial) initials.push_back(steps[fq].lid);
@@ -324,8 +324,8 @@ void DporExplorer::analyze(const std::vector<StepRecord>& steps) {
     } else {
       for (uint32_t lid : node.enabled) {
         if (contains(initials, lid)) {
-        pick = lid;
-        break;
+          pick = lid;
+          break;
         }
       }
     }

@@ -308,14 +308,14 @@ Program random_program(uint64_t seed) {
       const int roll = static_cast<int>(next_random(state) % 100);
       const int var = static_cast<int>(next_random(state) % 2);
       const int value = 1 + static_cast<int>(next_random(state) % 2);
-      Op::Kind kind = roll < 25   ? Op::kRead
-                      : roll < 45 ? Op::kWrite
-                      : roll < 60 ? Op::kIncrement
-                      : roll < 68 ? Op::kAwaitNonZero
-                      : roll < 74 ? Op::kCancelNext
-                      : roll < 80 ? Op::kSleep
-                      : roll < 86 ? Op::kWaitChanged
-                      : roll < 90 ? Op::kSpawnIncrementer
+      Op::Kind kind = roll < 25                        ? Op::kRead
+                      : roll < 45                      ? Op::kWrite
+                      : roll < 60                      ? Op::kIncrement
+                      : roll < 68                      ? Op::kAwaitNonZero
+                      : roll < 74                      ? Op::kCancelNext
+                      : roll < 80                      ? Op::kSleep
+                      : roll < 86                      ? Op::kWaitChanged
+                      : roll < 90                      ? Op::kSpawnIncrementer
                       : roll < 95 || !kJoinsInPrograms ? Op::kNestedRegion
                                                        : Op::kJoinNext;
       program[t].push_back(Op{kind, var, value});
@@ -329,7 +329,7 @@ std::string describe(const Program& program) {
   for (size_t t = 0; t < program.size(); ++t) {
     out += "t" + std::to_string(t) + ":";
     for (const Op& op : program[t]) {
-      const char* names[] = {"read",  "write",       "incr",        "await", "cancel_next",
+      const char* names[] = {"read",  "write",        "incr",       "await",         "cancel_next",
                              "sleep", "wait_changed", "spawn_incr", "nested_region", "join_next"};
       out += std::string(" ") + names[op.kind] + "(v" + std::to_string(op.var) +
              (op.kind == Op::kWrite ? "=" + std::to_string(op.value) : "") + ")";
@@ -350,60 +350,61 @@ Task<void> run_program(Cx& cx, const Program* program, std::set<std::string>* ou
     for (size_t t = 0; t < tasks; ++t) {
       // A weak reference: the handles must not keep the tasks that hold them alive (a cycle).
       std::weak_ptr<std::vector<TaskHandle<void>>> weak_handles = handles;
-      auto spawned = wx.spawn("t" + std::to_string(t), [vars, logs, weak_handles, program,
-                                                         t](Cx& c) -> Task<void> {
-        for (const Op& op : (*program)[t]) {
-          Var& var = *(*vars)[op.var];
-          std::string& log = (*logs)[t];
-          if (op.kind == Op::kRead) {
-            log += "r" + std::to_string(var.load());
-          } else if (op.kind == Op::kWrite) {
-            var.store(op.value);
-          } else if (op.kind == Op::kIncrement) {
-            log += "i" + std::to_string(var.update([](int v) { return v + 1; }));
-          } else if (op.kind == Op::kAwaitNonZero) {
-            auto wait = var.wait_until(c, [](int v) { return v != 0; });
-            absl::Status status = co_await std::move(wait);
-            log += status.ok() ? "w" : "W";
-          } else if (op.kind == Op::kCancelNext) {
-            auto handles = weak_handles.lock();
-            if (handles && t + 1 < handles->size()) {
-              (*handles)[t + 1].cancel("cancelled by its neighbour");
+      auto spawned = wx.spawn(
+          "t" + std::to_string(t), [vars, logs, weak_handles, program, t](Cx& c) -> Task<void> {
+            for (const Op& op : (*program)[t]) {
+              Var& var = *(*vars)[op.var];
+              std::string& log = (*logs)[t];
+              if (op.kind == Op::kRead) {
+                log += "r" + std::to_string(var.load());
+              } else if (op.kind == Op::kWrite) {
+                var.store(op.value);
+              } else if (op.kind == Op::kIncrement) {
+                log += "i" + std::to_string(var.update([](int v) { return v + 1; }));
+              } else if (op.kind == Op::kAwaitNonZero) {
+                auto wait = var.wait_until(c, [](int v) { return v != 0; });
+                absl::Status status = co_await std::move(wait);
+                log += status.ok() ? "w" : "W";
+              } else if (op.kind == Op::kCancelNext) {
+                auto handles = weak_handles.lock();
+                if (handles && t + 1 < handles->size()) {
+                  (*handles)[t + 1].cancel("cancelled by its neighbour");
+                }
+              } else if (op.kind == Op::kSleep) {
+                absl::Status status = co_await c.sleep(Duration::Milliseconds(1 + op.value));
+                log += status.ok() ? "s" : "S";
+              } else if (op.kind == Op::kWaitChanged) {
+                auto changed = var.wait_changed(c);
+                absl::Status status = co_await changed;
+                log += status.ok() ? "e" : "E";
+              } else if (op.kind == Op::kSpawnIncrementer) {
+                auto child = c.spawn("child", [vars, which = op.var](Cx&) -> Task<void> {
+                  (*vars)[which]->update([](int v) { return v + 1; });
+                  co_return;
+                });
+                log += child.ok() ? "p" : "P";
+              } else if (op.kind == Op::kJoinNext) {
+                auto handles = weak_handles.lock();
+                if (handles && t + 1 < handles->size()) {
+                  Outcome<void> joined = co_await (*handles)[t + 1].join(c);
+                  log += joined.ok() ? "j" : joined.is_cancelled() ? "J" : "x";
+                }
+              } else {
+                auto nested =
+                    Region::open(c, "nested", [vars, which = op.var](Cx& rx) -> Task<void> {
+                      (void)rx.spawn("grandchild", [vars, which](Cx&) -> Task<void> {
+                        (*vars)[which]->update([](int v) { return v + 10; });
+                        co_return;
+                      });
+                      co_return;
+                    });
+                Outcome<void> closed = co_await std::move(nested);
+                log += closed.ok() ? "n" : "N";
+              }
+              absl::Status status = co_await c.yield();
+              log += status.ok() ? "." : "c";
             }
-          } else if (op.kind == Op::kSleep) {
-            absl::Status status = co_await c.sleep(Duration::Milliseconds(1 + op.value));
-            log += status.ok() ? "s" : "S";
-          } else if (op.kind == Op::kWaitChanged) {
-            auto changed = var.wait_changed(c);
-            absl::Status status = co_await changed;
-            log += status.ok() ? "e" : "E";
-          } else if (op.kind == Op::kSpawnIncrementer) {
-            auto child = c.spawn("child", [vars, which = op.var](Cx&) -> Task<void> {
-              (*vars)[which]->update([](int v) { return v + 1; });
-              co_return;
-            });
-            log += child.ok() ? "p" : "P";
-          } else if (op.kind == Op::kJoinNext) {
-            auto handles = weak_handles.lock();
-            if (handles && t + 1 < handles->size()) {
-              Outcome<void> joined = co_await (*handles)[t + 1].join(c);
-              log += joined.ok() ? "j" : joined.is_cancelled() ? "J" : "x";
-            }
-          } else {
-            auto nested = Region::open(c, "nested", [vars, which = op.var](Cx& rx) -> Task<void> {
-              (void)rx.spawn("grandchild", [vars, which](Cx&) -> Task<void> {
-                (*vars)[which]->update([](int v) { return v + 10; });
-                co_return;
-              });
-              co_return;
-            });
-            Outcome<void> closed = co_await std::move(nested);
-            log += closed.ok() ? "n" : "N";
-          }
-          absl::Status status = co_await c.yield();
-          log += status.ok() ? "." : "c";
-        }
-      });
+          });
       handles->push_back(std::move(spawned).value());
     }
     for (TaskHandle<void>& handle : *handles) (void)co_await handle.join(wx);

@@ -112,8 +112,7 @@ class ReplayStrategy final : public internal::ScheduleStrategy {
   }
   std::string divergence() const {
     if (overran_) {
-      return absl::StrCat("the run needed more choices than the replay string's ",
-                          choices_.size());
+      return absl::StrCat("the run needed more choices than the replay string's ", choices_.size());
     }
     if (next_ < choices_.size()) {
       return absl::StrCat("the run ended after ", next_, " of the replay string's ",
@@ -133,9 +132,9 @@ std::optional<LabFailure> classify(const internal::RunResult& run, const Explore
   LabFailure failure;
   if (!report.divergence.empty()) {
     failure.kind = "replay_diverged";
-    failure.message = absl::StrCat(
-        "the forced schedule does not fit this program: ", report.divergence,
-        " (was the replay string made by this test with these options?)");
+    failure.message =
+        absl::StrCat("the forced schedule does not fit this program: ", report.divergence,
+                     " (was the replay string made by this test with these options?)");
   } else if (report.livelock) {
     failure.kind = "livelock";
     failure.message = absl::StrCat(
@@ -237,7 +236,7 @@ std::string ExploreResult::report() const {
     absl::StrAppend(&out, ")");
   }
   if (strategy == Strategy::kDpor) {
-    absl::StrAppend(&out, exhausted          ? "; state space exhausted"
+    absl::StrAppend(&out, exhausted             ? "; state space exhausted"
                           : failure.has_value() ? "; stopped at the first failure"
                                                 : "; not exhausted (run budget reached)");
     if (sleep_blocked > 0) absl::StrAppend(&out, "; ", sleep_blocked, " sleep-set blocked runs");
@@ -324,19 +323,22 @@ ExploreResult explore(const ExploreOptions& input, const RunOnce& run_once) {
     std::optional<LabFailure> failure = classify(run, options);
     if (!failure.has_value() && !same_hash) {
       failure = LabFailure{.kind = "replay_diverged",
-                           .message = "the replayed run passed, but its trace hash differs from "
-                                      "the replay string's: the scenario or options changed"};
+                           .message =
+                               "the replayed run passed, but its trace hash differs from "
+                               "the replay string's: the scenario or options changed"};
     }
     if (failure.has_value()) {
       failure->run = 1;
       failure->seed = token->seed;
       failure->cancel_at_await = token->cancel_at_await;
-      failure->replay = encode_replay(token_of(run, token->seed, token->cancel_at_await, token->lanes));
+      failure->replay =
+          encode_replay(token_of(run, token->seed, token->cancel_at_await, token->lanes));
       failure->trace_hash = run.report.trace_hash;
       failure->steps = run.report.steps;
       failure->trace_tail = run.trace_tail;
       failure->reproduced = same_hash;
-      if (!run.trace_written.ok()) absl::StrAppend(&failure->message, "\n(", run.trace_written.ToString(), ")");
+      if (!run.trace_written.ok())
+        absl::StrAppend(&failure->message, "\n(", run.trace_written.ToString(), ")");
       result.failure = std::move(failure);
     } else if (!run.trace_written.ok()) {
       result.status = run.trace_written;
@@ -427,15 +429,15 @@ ExploreResult explore(const ExploreOptions& input, const RunOnce& run_once) {
       }
       if (more || stop) exhausted = false;
     } else {
-      const uint64_t budget = options.systematic_cancel ? options.runs_per_cancel_point : options.runs;
+      const uint64_t budget =
+          options.systematic_cancel ? options.runs_per_cancel_point : options.runs;
       for (uint64_t r = 0; r < budget && result.runs < options.runs; ++r) {
         const uint64_t seed = options.seed + seed_offset++;
         RandomStrategy random(seed);
         PctStrategy pct(seed, options.pct_depth, pct_estimate);
         LabOptions lab = lab_options(seed, cancel_point);
-        lab.strategy = options.strategy == Strategy::kPct
-                           ? static_cast<ScheduleStrategy*>(&pct)
-                           : static_cast<ScheduleStrategy*>(&random);
+        lab.strategy = options.strategy == Strategy::kPct ? static_cast<ScheduleStrategy*>(&pct)
+                                                          : static_cast<ScheduleStrategy*>(&random);
         RunResult run = run_once(lab, "");
         if (options.pct_steps == 0 && run.report.steps > 0) pct_estimate = run.report.steps;
         reached = reached || run.report.cancel_point_reached;

@@ -68,9 +68,9 @@ void BM_ExploreRandomRun(benchmark::State& state) {
   uint64_t steps = 0;
   uint64_t seed = 1;
   for (auto _ : state) {
-    lab::ExploreResult result = lab::Explore(
-        {.seed = seed++, .runs = 1, .max_steps = 10'000'000},
-        [tasks, yields](Cx& cx) { return yielders(cx, tasks, yields); });
+    lab::ExploreResult result =
+        lab::Explore({.seed = seed++, .runs = 1, .max_steps = 10'000'000},
+                     [tasks, yields](Cx& cx) { return yielders(cx, tasks, yields); });
     benchmark::DoNotOptimize(result);
     steps += result.total_steps;
   }

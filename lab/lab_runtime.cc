@@ -114,6 +114,9 @@ LabRuntime::LabRuntime(LabOptions options)
 
 LabRuntime::~LabRuntime() {
   if (t_current == this) t_current = previous_current_;
+  if (asupersync::internal::t_object_observer == this) {
+    asupersync::internal::t_object_observer = previous_object_observer_;
+  }
 }
 
 void LabRuntime::begin_run() {
@@ -147,14 +150,40 @@ void LabRuntime::begin_run() {
   hard_step_limit_ = 0;
   delayed_timer_due_.clear();
   ++run_id_;
+  sync_objects_.clear();
   previous_current_ = t_current;
   t_current = this;
+  previous_object_observer_ = asupersync::internal::t_object_observer;
+  asupersync::internal::t_object_observer = this;
 }
 
 void LabRuntime::end_run() {
   if (t_current == this) t_current = previous_current_;
   previous_current_ = nullptr;
+  if (asupersync::internal::t_object_observer == this) {
+    asupersync::internal::t_object_observer = previous_object_observer_;
+  }
+  previous_object_observer_ = nullptr;
 }
+
+uint32_t LabRuntime::next_object_lid() {
+  if (current_ == nullptr) return ids_->object(kNoLid, external_objects_++);
+  TaskInfo& info = info_of(*current_);
+  return ids_->object(info.lid, info.objects++);
+}
+
+void LabRuntime::on_object_created(const void* object) {
+  sync_objects_[object] = next_object_lid();
+}
+
+void LabRuntime::on_object_access(const void* object) {
+  auto [it, inserted] = sync_objects_.emplace(object, kNoLid);
+  if (inserted) it->second = next_object_lid();  // created before the run
+  if (!recording_ || injecting_) return;
+  access(object_key(ObjectType::kSyncObject, it->second), AccessKind::kWrite);
+}
+
+void LabRuntime::on_object_destroyed(const void* object) { sync_objects_.erase(object); }
 
 // --- Bookkeeping -------------------------------------------------------------------------------
 
@@ -268,13 +297,7 @@ bool check(bool condition, std::string_view what, SourceSite site) {
 // --- Tracked objects ---------------------------------------------------------------------------
 
 uint32_t LabRuntime::register_object(TrackedBase& object, std::string_view name) {
-  uint32_t lid;
-  if (current_ != nullptr) {
-    TaskInfo& info = info_of(*current_);
-    lid = ids_->object(info.lid, info.objects++);
-  } else {
-    lid = ids_->object(kNoLid, external_objects_++);
-  }
+  const uint32_t lid = next_object_lid();
   const uint32_t index = static_cast<uint32_t>(objects_.size());
   objects_.push_back(&object);
   object_lids_.push_back(lid);
@@ -461,6 +484,10 @@ void LabRuntime::remove_timer(TimerNode& node) {
 }
 
 void LabRuntime::on_task_started(TaskRecord& task) { ++report_.tasks_started; }
+
+void LabRuntime::on_cleanup_stalled(TaskRecord&, const std::string& description) {
+  report_.stalls.push_back(description);
+}
 
 void LabRuntime::on_task_finished(TaskRecord& task) {
   ++report_.tasks_finished;

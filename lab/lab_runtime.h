@@ -48,11 +48,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "core/cx.h"
 #include "core/executor.h"
+#include "core/internal/object_observer.h"
 #include "core/region.h"
 #include "core/source_site.h"
 #include "core/task.h"
@@ -141,6 +143,8 @@ struct LabReport {
   // "oracle: message" for each violation (see oracle_violations for the parts).
   std::vector<std::string> violations;
   std::vector<Violation> oracle_violations;
+  // Cleanup stalls reported under EscalationPolicy::kWait (SPEC 4.5), in order.
+  std::vector<std::string> stalls;
   // Failed lab::check calls ("what (file:line)").
   std::vector<std::string> check_failures;
   // The choices made at points with more than one competitor (candidate indexes), in order.
@@ -173,6 +177,8 @@ enum class ObjectType : uint8_t {
   kRegionQuiescence,  // completions release it, close acquires it
   kClock,             // virtual time: every step reads it, a time advance writes it
   kEntropy,           // the Random capability's generator
+  kSyncObject,        // a channel, lock, ... of //sync (every operation writes it; reported
+                      // through core/internal/object_observer.h)
 };
 
 inline uint64_t object_key(ObjectType type, uint32_t id) {
@@ -244,7 +250,7 @@ class ScheduleStrategy {
 
 }  // namespace internal
 
-class LabRuntime final : public Executor {
+class LabRuntime final : public Executor, private asupersync::internal::ObjectObserver {
  public:
   explicit LabRuntime(LabOptions options = {});
   ~LabRuntime() override;
@@ -276,6 +282,8 @@ class LabRuntime final : public Executor {
   uint64_t next_random() override;
   void on_task_started(asupersync::internal::TaskRecord& task) override;
   void on_task_finished(asupersync::internal::TaskRecord& task) override;
+  void on_cleanup_stalled(asupersync::internal::TaskRecord& task,
+                          const std::string& description) override;
   void on_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
                         Region* region) override;
 
@@ -300,6 +308,13 @@ class LabRuntime final : public Executor {
   asupersync::internal::TaskRecord* running_task() const { return current_; }
 
  private:
+  // ObjectObserver: operations on //sync objects (DPOR accesses; see ObjectType::kSyncObject).
+  void on_object_created(const void* object) override;
+  // The logical id of an object created now (by the running task, or outside any task).
+  uint32_t next_object_lid();
+  void on_object_access(const void* object) override;
+  void on_object_destroyed(const void* object) override;
+
   struct TaskInfo {
     asupersync::internal::TaskRecord* record = nullptr;  // valid while `live`
     uint32_t lid = internal::kNoLid;
@@ -423,6 +438,11 @@ class LabRuntime final : public Executor {
   uint64_t stale_cursor_ = 0;
   bool injecting_ = false;  // stale-wake injection: not part of any step
   LabRuntime* previous_current_ = nullptr;
+  asupersync::internal::ObjectObserver* previous_object_observer_ = nullptr;
+  // Objects of //sync seen in this run: address -> logical id ("the k-th object created by task
+  // P", the same in every interleaving; an object created before the run is numbered when first
+  // touched). Only looked up, never iterated; an entry goes when its object is destroyed.
+  std::unordered_map<const void*, uint32_t> sync_objects_;
 };
 
 // Records a failed expectation in the lab run on this thread: the run fails with `what` and the

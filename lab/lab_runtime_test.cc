@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "core/region.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "core/region.h"
 #include "lab/explore.h"
 #include "lab/replay.h"
 #include "lab/testing.h"
@@ -46,9 +46,8 @@ Task<void> busy_scenario(Cx& cx) {
         (void)c.random_u64();
       });
     }
-    auto doomed = rx.spawn("doomed", [](Cx& c) -> Task<void> {
-      (void)co_await c.sleep(Duration::Seconds(10));
-    });
+    auto doomed = rx.spawn(
+        "doomed", [](Cx& c) -> Task<void> { (void)co_await c.sleep(Duration::Seconds(10)); });
     co_await rx.yield();
     doomed->cancel("not needed");
   });
@@ -72,7 +71,8 @@ TEST(LabDeterminismTest, SameSeedSameTraceAndTail) {
 
 // Explore twice with the same options: the same runs, in the same order, with the same traces.
 TEST(LabDeterminismTest, ExploreIsDeterministicForEveryStrategy) {
-  for (lab::Strategy strategy : {lab::Strategy::kRandom, lab::Strategy::kPct, lab::Strategy::kDpor}) {
+  for (lab::Strategy strategy :
+       {lab::Strategy::kRandom, lab::Strategy::kPct, lab::Strategy::kDpor}) {
     lab::ExploreOptions options{.strategy = strategy, .runs = 30};
     lab::ExploreResult first = lab::Explore(options, busy_scenario);
     lab::ExploreResult second = lab::Explore(options, busy_scenario);
@@ -102,7 +102,8 @@ Task<void> lost_update(Cx& cx) {
 
 // SPEC 11.2: a failing run's replay string reproduces the same failure and the same trace hash.
 TEST(LabReplayTest, ReplayStringReproducesFailureAndTraceHash) {
-  for (lab::Strategy strategy : {lab::Strategy::kRandom, lab::Strategy::kPct, lab::Strategy::kDpor}) {
+  for (lab::Strategy strategy :
+       {lab::Strategy::kRandom, lab::Strategy::kPct, lab::Strategy::kDpor}) {
     lab::ExploreResult found = lab::Explore({.strategy = strategy, .runs = 200}, lost_update);
     ASSERT_LAB_FINDS(found, "check");
     EXPECT_TRUE(found.failure->reproduced) << found.report();
@@ -149,8 +150,8 @@ TEST(LabReplayTest, EncodingRoundTripsAndRejectsGarbage) {
   EXPECT_EQ(decoded->seed, token.seed);
   EXPECT_EQ(decoded->cancel_at_await, 3u);
   EXPECT_EQ(decoded->trace_hash, token.trace_hash);
-  for (const char* bad : {"", "L2:a:1:0:0:", "L1:x:1:0:0:", "L1:a:zz:0:0:", "L1:a:1:0:0:0.x",
-                          "L1:a:1:0:0:!"}) {
+  for (const char* bad :
+       {"", "L2:a:1:0:0:", "L1:x:1:0:0:", "L1:a:zz:0:0:", "L1:a:1:0:0:0.x", "L1:a:1:0:0:!"}) {
     absl::StatusOr<lab::ReplayToken> parsed = lab::decode_replay(bad);
     EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -195,7 +196,8 @@ class JsonParser {
 
  private:
   void space() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r'))
+      ++i_;
   }
   bool literal(const char* word) {
     const std::string w(word);
@@ -424,17 +426,18 @@ TEST(LabOracleTest, DeadlockNamesEveryWait) {
 }
 
 TEST(LabOracleTest, UseAfterScopeThroughTrackedRef) {
-  lab::ExploreResult result = lab::Explore({.strategy = lab::Strategy::kDpor}, [](Cx& cx) -> Task<void> {
-    auto inner = Region::open(cx, "scope", [](Cx& rx) -> Task<void> {
-      lab::Tracked<int> local(0, "local");
-      (void)rx.spawn("late", [ref = local.ref()](Cx& c) -> Task<void> {
-        co_await c.yield();
-        ref.store(1);
+  lab::ExploreResult result =
+      lab::Explore({.strategy = lab::Strategy::kDpor}, [](Cx& cx) -> Task<void> {
+        auto inner = Region::open(cx, "scope", [](Cx& rx) -> Task<void> {
+          lab::Tracked<int> local(0, "local");
+          (void)rx.spawn("late", [ref = local.ref()](Cx& c) -> Task<void> {
+            co_await c.yield();
+            ref.store(1);
+          });
+          co_return;  // `local` dies here; "late" still runs
+        });
+        (void)co_await std::move(inner);
       });
-      co_return;  // `local` dies here; "late" still runs
-    });
-    (void)co_await std::move(inner);
-  });
   ASSERT_LAB_FINDS(result, "use_after_scope");
   EXPECT_THAT(result.failure->message, HasSubstr("'local'"));
   EXPECT_THAT(result.failure->message, HasSubstr("task 'late'"));
@@ -452,8 +455,8 @@ TEST(LabOracleTest, TrackedCreatedOutsideTheRunIsReported) {
 // Positive control: finalizers, cancellation, obligations used correctly raise nothing.
 TEST(LabOracleTest, CorrectProgramRaisesNothing) {
   auto sink = std::make_shared<CountingSink>();
-  lab::ExploreResult result = lab::Explore(
-      {.strategy = lab::Strategy::kDpor, .runs = 500}, [sink](Cx& cx) -> Task<void> {
+  lab::ExploreResult result =
+      lab::Explore({.strategy = lab::Strategy::kDpor, .runs = 500}, [sink](Cx& cx) -> Task<void> {
         auto finalized = std::make_shared<lab::Tracked<int>>(0, "finalized");
         auto region = Region::open(cx, "careful", [sink, finalized](Cx& rx) -> Task<void> {
           (void)rx.defer([finalized] { finalized->store(finalized->load() + 1); });
@@ -486,9 +489,8 @@ TEST(LabOracleTest, CorrectProgramRaisesNothing) {
 // A task with three awaits; each systematic cancel point is reached once.
 TEST(LabFaultTest, SystematicCancelVisitsEveryAwait) {
   auto cancelled_at = std::make_shared<std::vector<int>>();
-  lab::ExploreOptions options{.strategy = lab::Strategy::kDpor,
-                              .faults = {.target = "stepper"},
-                              .systematic_cancel = true};
+  lab::ExploreOptions options{
+      .strategy = lab::Strategy::kDpor, .faults = {.target = "stepper"}, .systematic_cancel = true};
   lab::ExploreResult result = lab::Explore(options, [cancelled_at](Cx& cx) -> Task<void> {
     (void)cx.spawn("stepper", [cancelled_at](Cx& c) -> Task<void> {
       for (int await = 1; await <= 3; ++await) {
@@ -531,10 +533,10 @@ TEST(LabFaultTest, DelayedTimerFiresLate) {
   bool late = false;
   for (uint64_t seed = 0; seed < 20 && !late; ++seed) {
     lab::LabRuntime runtime(lab::LabOptions{
-        .seed = seed, .faults = {.delay_probability = 1.0, .max_delay = Duration::Milliseconds(5)}});
-    auto outcome = runtime.run([](Cx& cx) -> Task<void> {
-      (void)co_await cx.sleep(Duration::Milliseconds(1));
-    });
+        .seed = seed,
+        .faults = {.delay_probability = 1.0, .max_delay = Duration::Milliseconds(5)}});
+    auto outcome = runtime.run(
+        [](Cx& cx) -> Task<void> { (void)co_await cx.sleep(Duration::Milliseconds(1)); });
     EXPECT_TRUE(outcome.ok());
     late = runtime.report().end_time > Time::Epoch() + Duration::Milliseconds(1);
     EXPECT_GT(runtime.report().faults_injected, 0u);
@@ -547,9 +549,8 @@ TEST(LabFaultTest, StaleWakesAreIgnored) {
   lab::LabRuntime runtime(lab::LabOptions{.seed = 3, .faults = {.stale_wakes = true}});
   auto outcome = runtime.run([](Cx& cx) -> Task<void> {
     auto flag = std::make_shared<lab::Tracked<int>>(0, "flag");
-    auto sleeper = cx.spawn("sleeper", [](Cx& c) -> Task<void> {
-      (void)co_await c.sleep(Duration::Milliseconds(1));
-    });
+    auto sleeper = cx.spawn(
+        "sleeper", [](Cx& c) -> Task<void> { (void)co_await c.sleep(Duration::Milliseconds(1)); });
     auto waiter = cx.spawn("waiter", [flag](Cx& c) -> Task<void> {
       auto wait = flag->wait_until(c, [](int v) { return v == 2; });
       (void)co_await std::move(wait);
@@ -569,29 +570,31 @@ TEST(LabFaultTest, StaleWakesAreIgnored) {
 
 TEST(LabFaultTest, PollQuotaExhaustionCancelsTheTask) {
   auto observed = std::make_shared<CancelKind>(CancelKind::kUser);
-  lab::ExploreResult result = lab::Explore(
-      {.runs = 3, .faults = {.target = "spinner", .poll_quota = 10}}, [observed](Cx& cx) -> Task<void> {
-        auto spinner = cx.spawn("spinner", [](Cx& c) -> Task<void> {
-          for (int i = 0; i < 100; ++i) {
-            absl::Status status = co_await c.yield();
-            if (!status.ok()) co_return;
-          }
-        });
-        Outcome<void> joined = co_await spinner->join(cx);
-        if (joined.is_cancelled()) *observed = joined.cancel_reason().kind();
-      });
+  lab::ExploreResult result =
+      lab::Explore({.runs = 3, .faults = {.target = "spinner", .poll_quota = 10}},
+                   [observed](Cx& cx) -> Task<void> {
+                     auto spinner = cx.spawn("spinner", [](Cx& c) -> Task<void> {
+                       for (int i = 0; i < 100; ++i) {
+                         absl::Status status = co_await c.yield();
+                         if (!status.ok()) co_return;
+                       }
+                     });
+                     Outcome<void> joined = co_await spinner->join(cx);
+                     if (joined.is_cancelled()) *observed = joined.cancel_reason().kind();
+                   });
   EXPECT_LAB_OK(result);
   EXPECT_EQ(*observed, CancelKind::kPollQuota);
 }
 
 TEST(LabFaultTest, LivelockIsReportedAndTornDown) {
-  lab::ExploreResult result = lab::Explore({.runs = 1, .max_steps = 2000}, [](Cx& cx) -> Task<void> {
-    auto flag = std::make_shared<lab::Tracked<bool>>(false, "never");
-    (void)cx.spawn("spinner", [flag](Cx& c) -> Task<void> {
-      while (!flag->load()) (void)co_await c.yield();  // ignores cancellation as well
-    });
-    co_return;
-  });
+  lab::ExploreResult result =
+      lab::Explore({.runs = 1, .max_steps = 2000}, [](Cx& cx) -> Task<void> {
+        auto flag = std::make_shared<lab::Tracked<bool>>(false, "never");
+        (void)cx.spawn("spinner", [flag](Cx& c) -> Task<void> {
+          while (!flag->load()) (void)co_await c.yield();  // ignores cancellation as well
+        });
+        co_return;
+      });
   ASSERT_LAB_FINDS(result, "livelock");
   EXPECT_THAT(result.failure->message, HasSubstr("2000 steps"));
 }
@@ -645,11 +648,12 @@ TEST(LabReadmeExampleTest, FindReplayAndFixALeakedPermit) {
   std::ifstream file(trace_path);
   std::stringstream json;
   json << file.rdbuf();
-  std::printf("--- %s (first 1500 bytes)\n%s\n", trace_path.c_str(), json.str().substr(0, 1500).c_str());
+  std::printf("--- %s (first 1500 bytes)\n%s\n", trace_path.c_str(),
+              json.str().substr(0, 1500).c_str());
 
   // The replay string runs exactly that schedule again.
-  lab::ExploreResult replayed = lab::Explore(
-      {.replay = result.failure->replay}, [](Cx& cx) { return handler_scenario(cx, false); });
+  lab::ExploreResult replayed = lab::Explore({.replay = result.failure->replay},
+                                             [](Cx& cx) { return handler_scenario(cx, false); });
   ASSERT_TRUE(replayed.failure.has_value());
   EXPECT_EQ(replayed.failure->trace_hash, result.failure->trace_hash);
 
@@ -659,9 +663,10 @@ TEST(LabReadmeExampleTest, FindReplayAndFixALeakedPermit) {
   EXPECT_LAB_OK(fixed);
   EXPECT_TRUE(fixed.exhausted);
   std::printf("%s", fixed.report().c_str());
-  lab::ExploreResult cancels = lab::Explore(
-      {.strategy = lab::Strategy::kDpor, .faults = {.target = "handler"}, .systematic_cancel = true},
-      [](Cx& cx) { return handler_scenario(cx, true); });
+  lab::ExploreResult cancels = lab::Explore({.strategy = lab::Strategy::kDpor,
+                                             .faults = {.target = "handler"},
+                                             .systematic_cancel = true},
+                                            [](Cx& cx) { return handler_scenario(cx, true); });
   EXPECT_LAB_OK(cancels);
   EXPECT_TRUE(cancels.exhausted);
   std::printf("%s", cancels.report().c_str());

@@ -69,9 +69,9 @@ std::string hex(uint64_t value) {
 }  // namespace
 
 std::string encode_replay(const ReplayToken& token) {
-  std::string out = absl::StrCat("L1:", token.lanes == LanePolicy::kAnyRunnable ? "a" : "s", ":",
-                                 hex(token.seed), ":", token.cancel_at_await, ":",
-                                 hex(token.trace_hash), ":");
+  std::string out =
+      absl::StrCat("L1:", token.lanes == LanePolicy::kAnyRunnable ? "a" : "s", ":", hex(token.seed),
+                   ":", token.cancel_at_await, ":", hex(token.trace_hash), ":");
   const std::vector<uint32_t>& choices = token.choices;
   for (size_t i = 0; i < choices.size();) {
     size_t run = 1;
@@ -119,8 +119,8 @@ absl::StatusOr<ReplayToken> decode_replay(std::string_view text) {
     if (choices[i] == '_') {
       const size_t end = choices.find('_', i + 1);
       uint64_t parsed;
-      if (end == std::string_view::npos || !parse_decimal(choices.substr(i + 1, end - i - 1), parsed) ||
-          parsed > 0xffffffffull) {
+      if (end == std::string_view::npos ||
+          !parse_decimal(choices.substr(i + 1, end - i - 1), parsed) || parsed > 0xffffffffull) {
         return bad(text, base + i, "bad large index");
       }
       value = static_cast<uint32_t>(parsed);
@@ -134,8 +134,9 @@ absl::StatusOr<ReplayToken> decode_replay(std::string_view text) {
     uint64_t count = 1;
     if (i < choices.size() && choices[i] == '.') {
       const size_t end = choices.find('.', i + 1);
-      if (end == std::string_view::npos || !parse_decimal(choices.substr(i + 1, end - i - 1), count) ||
-          count == 0 || count > 100'000'000) {
+      if (end == std::string_view::npos ||
+          !parse_decimal(choices.substr(i + 1, end - i - 1), count) || count == 0 ||
+          count > 100'000'000) {
         return bad(text, base + i, "bad repeat count");
       }
       i = end + 1;

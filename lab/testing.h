@@ -28,13 +28,13 @@ inline ::testing::AssertionResult LabPassed(const ExploreResult& result) {
 inline ::testing::AssertionResult LabFound(const ExploreResult& result, std::string_view kind) {
   if (!result.status.ok()) return ::testing::AssertionFailure() << "\n" << result.report();
   if (!result.failure.has_value()) {
-    return ::testing::AssertionFailure() << "expected the lab to find a bug" << (kind.empty() ? "" : " of kind ")
-                                         << kind << ", but\n"
+    return ::testing::AssertionFailure() << "expected the lab to find a bug"
+                                         << (kind.empty() ? "" : " of kind ") << kind << ", but\n"
                                          << result.report();
   }
   if (!kind.empty() && result.failure->kind != kind) {
-    return ::testing::AssertionFailure()
-           << "expected a failure of kind " << kind << ", got\n" << result.report();
+    return ::testing::AssertionFailure() << "expected a failure of kind " << kind << ", got\n"
+                                         << result.report();
   }
   return ::testing::AssertionSuccess();
 }

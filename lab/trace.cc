@@ -292,8 +292,7 @@ std::string TraceRecorder::chrome_json() const {
           char begin[48];
           std::snprintf(begin, sizeof(begin), "%.3f", it->second.first);
           char duration[48];
-          std::snprintf(duration, sizeof(duration), "%.3f",
-                        std::max(9.0, ts - it->second.first));
+          std::snprintf(duration, sizeof(duration), "%.3f", std::max(9.0, ts - it->second.first));
           emit(absl::StrCat(R"({"name":"resume","ph":"X","pid":1,"tid":)", event.task, ",\"ts\":",
                             begin, ",\"dur\":", duration, ",\"args\":{", args_time, ",\"end\":\"",
                             event.kind == TraceKind::kSuspend ? "suspended" : "completed", "\"}}"));

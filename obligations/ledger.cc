@@ -142,6 +142,7 @@ absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind, std::
         "GenerationalArena::get resolves the id that insert just returned");
   }
   entry->record.id = id;
+  pending_count_.store(entries_.size(), std::memory_order_release);
   return id;
 }
 
@@ -162,6 +163,7 @@ absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
           " (never recorded, already resolved, or stale); cannot resolve it as ",
           to_absl(resolution_name(resolution)), ": ", removed.status().message()));
     }
+    pending_count_.store(entries_.size(), std::memory_order_release);
     switch (resolution) {
       case Resolution::kCommitted:
         ++committed_;
@@ -173,7 +175,7 @@ absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
         ++aborted_;
         break;
       case Resolution::kLeaked: {
-        ++leaked_;
+        leaked_.fetch_add(1, std::memory_order_release);
         LeakReport report{std::move(removed->record), region_};
         if (policy_ == LeakPolicy::kLog) leak_message = report.to_string();
         leaks_.push_back(std::move(report));
@@ -201,11 +203,6 @@ bool ObligationLedger::close_admission() {
 bool ObligationLedger::admission_closed() const {
   std::lock_guard<std::mutex> lock(mu_);
   return admission_closed_;
-}
-
-size_t ObligationLedger::pending() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return entries_.size();
 }
 
 std::vector<ObligationRecord> ObligationLedger::pending_records() const {
@@ -245,11 +242,6 @@ uint64_t ObligationLedger::completed() const {
 uint64_t ObligationLedger::aborted() const {
   std::lock_guard<std::mutex> lock(mu_);
   return aborted_;
-}
-
-uint64_t ObligationLedger::leaked() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return leaked_;
 }
 
 }  // namespace asupersync

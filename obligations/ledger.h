@@ -58,6 +58,7 @@
 #ifndef ASUPERSYNC_OBLIGATIONS_LEDGER_H_
 #define ASUPERSYNC_OBLIGATIONS_LEDGER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -156,8 +157,9 @@ class ObligationLedger {
   bool close_admission();
   bool admission_closed() const;
 
-  // The number of pending entries.
-  size_t pending() const;
+  // The number of pending entries. Read without taking the lock (a region asks on every
+  // quiescence check); like any count it is a snapshot when other threads record and resolve.
+  size_t pending() const { return pending_count_.load(std::memory_order_acquire); }
   // The pending entries in acquisition order (oldest first).
   std::vector<ObligationRecord> pending_records() const;
   // Every leak so far, in the order they happened.
@@ -175,7 +177,7 @@ class ObligationLedger {
   uint64_t committed() const;
   uint64_t completed() const;
   uint64_t aborted() const;
-  uint64_t leaked() const;
+  uint64_t leaked() const { return leaked_.load(std::memory_order_acquire); }
 
  private:
   struct Entry {
@@ -189,6 +191,7 @@ class ObligationLedger {
 
   mutable std::mutex mu_;
   GenerationalArena<ObligationTag, Entry> entries_;  // guarded by mu_
+  std::atomic<size_t> pending_count_{0};             // entries_.size(); written under mu_
   uint64_t next_sequence_ = 0;                       // guarded by mu_
   bool admission_closed_ = false;                    // guarded by mu_
   std::function<void()> on_drained_;                 // guarded by mu_
@@ -196,7 +199,7 @@ class ObligationLedger {
   uint64_t committed_ = 0;                           // guarded by mu_
   uint64_t completed_ = 0;                           // guarded by mu_
   uint64_t aborted_ = 0;                             // guarded by mu_
-  uint64_t leaked_ = 0;                              // guarded by mu_
+  std::atomic<uint64_t> leaked_{0};                  // written under mu_
 };
 
 namespace obligations_internal {

@@ -184,10 +184,9 @@ TYPED_TEST(ConformanceTest, CancelPropagatesDownTheTree) {
             if (joined.is_cancelled()) cancelled->fetch_add(1);
           });
           co_await ix.yield();
-          ix.region().parent()->cancel(
-              CancelReason(CancelKind::kUser, ix.region().parent()->id(), std::nullopt,
-                           Time::Epoch(), "stop everything"),
-              Budget::Infinite());
+          ix.region().parent()->cancel(CancelReason(CancelKind::kUser, ix.region().parent()->id(),
+                                                    std::nullopt, Time::Epoch(), "stop everything"),
+                                       Budget::Infinite());
           // The joiner refers to `sleeper` in this frame: wait for it before returning.
           auto shield = ix.shield();
           (void)co_await joiner->join(ix);

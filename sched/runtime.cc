@@ -1,6 +1,7 @@
 #include "sched/runtime.h"
 
 #include <linux/futex.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +101,30 @@ class RunQueue {
         return task;
       }
     }
+  }
+
+  // Owner only: takes up to `max` of the oldest tasks into `out` with one CAS on the head (a
+  // thief's concurrent steal makes the CAS retry) and returns how many.
+  size_t pop_batch(TaskRecord** out, size_t max) {
+    uint64_t head = head_.load(std::memory_order_acquire);
+    while (true) {
+      const uint64_t tail = tail_.load(std::memory_order_relaxed);
+      if (head >= tail) return 0;
+      const size_t count = std::min<uint64_t>(tail - head, max);
+      for (size_t i = 0; i < count; ++i) {
+        out[i] = slots_[(head + i) & (kCapacity - 1)].load(std::memory_order_relaxed);
+      }
+      if (head_.compare_exchange_weak(head, head + count, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        return count;
+      }
+    }
+  }
+
+  // Free slots (the owner's view; thieves only make it larger).
+  uint64_t free_slots() const {
+    return kCapacity -
+           (tail_.load(std::memory_order_relaxed) - head_.load(std::memory_order_acquire));
   }
 
   // Takes half of this queue (rounded up) into `thief` (the caller's own, empty queue) and
@@ -455,16 +480,14 @@ class Runtime::Impl {
 
   void push_ready(Worker& worker, TaskRecord& task) {
     if (!worker.run_queue.push(&task)) {
-      // Full: move half of it to the injection queue with the new task (amortised).
+      // Full: move the older half of it to the injection queue with the new task (amortised:
+      // one CAS claims the half, one lock moves it).
+      TaskRecord* moved[RunQueue::kCapacity / 2];
+      const size_t count = worker.run_queue.pop_batch(moved, RunQueue::kCapacity / 2);
       std::lock_guard<std::mutex> lock(global_mutex_);
-      for (uint64_t i = 0; i < RunQueue::kCapacity / 2; ++i) {
-        TaskRecord* moved = worker.run_queue.pop();
-        if (moved == nullptr) break;
-        injection_.push_back(moved);
-      }
+      injection_.insert(injection_.end(), moved, moved + count);
       injection_.push_back(&task);
-      global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
-                          std::memory_order_seq_cst);
+      update_global_counts_locked();
     }
     notify_for_new_work();
   }
@@ -476,15 +499,24 @@ class Runtime::Impl {
        : lane == Lane::kTimed ? global_timed_
                               : injection_)
           .push_back(&task);
-      global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
-                          std::memory_order_seq_cst);
+      update_global_counts_locked();
     }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (sleeping_.load(std::memory_order_seq_cst) > 0) unpark_one();
   }
 
+  // Requires global_mutex_.
+  void update_global_counts_locked() {
+    global_cancel_count_.store(global_cancel_.size(), std::memory_order_release);
+    global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
+                        std::memory_order_seq_cst);
+  }
+
   // Pops from the global queues, cancel first.
   TaskRecord* pop_global(Worker& worker, bool cancel_only) {
+    // pop_cancel() asks on every dispatch: a non-empty injection queue must not make it take
+    // the lock only to find the global cancel queue empty.
+    if (cancel_only && global_cancel_count_.load(std::memory_order_acquire) == 0) return nullptr;
     if (global_count_.load(std::memory_order_acquire) == 0) return nullptr;
     std::lock_guard<std::mutex> lock(global_mutex_);
     TaskRecord* task = nullptr;
@@ -496,15 +528,20 @@ class Runtime::Impl {
         break;
       }
     }
-    // Take a batch of ready work along (amortises the lock).
-    if (task != nullptr && !cancel_only) {
-      for (int i = 0; i < 16 && !injection_.empty(); ++i) {
+    // Take a batch of ready work along (amortises the lock): this worker's share of the
+    // injection queue, at most half a run queue and what fits. (Also on the fairness pop of
+    // next_task_from_lanes: with one task per 61 dispatches there, a task that overflowed
+    // into a long injection queue would wait about 61 dispatches per task ahead of it.)
+    if (task != nullptr && !cancel_only && !injection_.empty()) {
+      const size_t share = injection_.size() / workers_.size() + 1;
+      size_t batch = std::min<size_t>(
+          {share, RunQueue::kCapacity / 2, static_cast<size_t>(worker.run_queue.free_slots())});
+      for (; batch > 0 && !injection_.empty(); --batch) {
         if (!worker.run_queue.push(injection_.front())) break;
         injection_.pop_front();
       }
     }
-    global_count_.store(global_cancel_.size() + global_timed_.size() + injection_.size(),
-                        std::memory_order_seq_cst);
+    update_global_counts_locked();
     return task;
   }
 
@@ -593,7 +630,9 @@ class Runtime::Impl {
         break;
       }
     }
-    worker.dispatches.fetch_add(1, std::memory_order_relaxed);
+    // Only this worker writes its counters: a plain increment, no locked instruction.
+    worker.dispatches.store(worker.dispatches.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
     worker.in_dispatch = true;
     const bool completed = internal::run_task(task);
     worker.in_dispatch = false;
@@ -723,6 +762,10 @@ class Runtime::Impl {
   }
 
   void worker_main(Worker& worker) {
+    // The timer driver sleeps in a futex wait with a timeout, which the kernel may extend by
+    // the thread's timer slack (50 us by default): ask for none, for sub-millisecond timer
+    // precision (SPEC 6.4).
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     current_worker = &worker;
     current_runtime = this;
     while (!stopping_.load(std::memory_order_acquire)) {
@@ -777,6 +820,7 @@ class Runtime::Impl {
   std::deque<TaskRecord*> global_timed_;
   std::deque<TaskRecord*> injection_;
   std::atomic<size_t> global_count_{0};
+  std::atomic<size_t> global_cancel_count_{0};  // global_cancel_.size()
 
   std::mutex sleepers_mutex_;
   std::vector<Worker*> sleepers_;

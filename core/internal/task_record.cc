@@ -56,9 +56,9 @@ void complete_task(TaskRecord& task) {
       }
       waiter->unlink(task);
     }
-    escalation_armed = task.escalation_timer.task != nullptr;
+    escalation_armed = task.escalation_timer != nullptr;
   }
-  if (escalation_armed) task.executor->remove_timer(task.escalation_timer);
+  if (escalation_armed) task.executor->remove_timer(*task.escalation_timer);
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
@@ -196,9 +196,21 @@ std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope) 
   return std::nullopt;
 }
 
+// Runs a claimed wait's interrupt() with no lock held, then lets the task go: it is parked
+// until `interrupting` is cleared, so no other thread resumes or destroys it meanwhile.
+void finish_interrupt(TaskRecord& task, WaitNode& claimed) {
+  claimed.interrupt();
+  {
+    Guard guard(task.lock);
+    task.interrupting = false;
+  }
+  task.executor->schedule(task, Lane::kCancel);
+}
+
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
-void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup) {
+void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                    const absl::Status* formatted) {
   WaitNode* claimed = nullptr;
   // The regions whose body this task runs are part of its work: they are cancelled too
   // (SPEC 4.1). References keep them alive once the lock is released.
@@ -210,39 +222,39 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   {
     Guard guard(task.lock);
     completed = task.completed();
+    if (!completed) {
+      task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup), formatted);
+      task.cancel_requested.store(true, std::memory_order_release);
+      for (Region* region = task.body_region; region != nullptr;
+           region = region->enclosing_body_region()) {
+        region->add_ref();
+        if (body_region_count < 8) {
+          body_regions[body_region_count++] = region;
+        } else {
+          more_body_regions.push_back(region);
+        }
+      }
+      if (task.current_wait != nullptr && task.current_wait->interruptible &&
+          task.cancel.deliverable()) {
+        claimed = claim_wait_locked(task);
+        task.interrupting = true;
+      }
+      const Budget& budget = task.cancel.cleanup_budget();
+      if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
+        task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
+        task.escalation_timer->task = &task;
+        task.escalation_timer->deadline = *budget.deadline;
+        arm_escalation = true;
+      }
+    }
   }
   if (completed) {
     // SPEC 4.6: changes nothing.
     task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
     return;
   }
-  {
-    Guard guard(task.lock);
-    if (task.completed()) return;
-    task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
-    for (Region* region = task.body_region; region != nullptr;
-         region = region->enclosing_body_region()) {
-      region->add_ref();
-      if (body_region_count < 8) {
-        body_regions[body_region_count++] = region;
-      } else {
-        more_body_regions.push_back(region);
-      }
-    }
-    if (task.current_wait != nullptr && task.current_wait->interruptible &&
-        task.cancel.deliverable()) {
-      claimed = claim_wait_locked(task);
-    }
-    const Budget& budget = task.cancel.cleanup_budget();
-    if (budget.deadline.has_value() && task.escalation_timer.task == nullptr &&
-        task.region->escalation_policy() == EscalationPolicy::kDestroy) {
-      task.escalation_timer.task = &task;
-      task.escalation_timer.deadline = *budget.deadline;
-      arm_escalation = true;
-    }
-  }
   task.executor->on_runtime_event(RuntimeEvent::kCancelRequested, &task, nullptr);
-  if (arm_escalation) task.executor->add_timer(task.escalation_timer);
+  if (arm_escalation) task.executor->add_timer(*task.escalation_timer);
   auto cancel_body_region = [&](Region* region) {
     region->cancel(
         reason.caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,
@@ -253,8 +265,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   for (size_t i = 0; i < body_region_count; ++i) cancel_body_region(body_regions[i]);
   for (Region* region : more_body_regions) cancel_body_region(region);
   if (claimed != nullptr) {
-    claimed->interrupt();
-    task.executor->schedule(task, Lane::kCancel);
+    finish_interrupt(task, *claimed);
     return;
   }
   // A task already queued moves to the cancel lane (SPEC 6.2).
@@ -270,14 +281,35 @@ void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
       return;
     }
     claimed = claim_wait_locked(task);
+    task.interrupting = true;
   }
-  claimed->interrupt();
-  task.executor->schedule(task, Lane::kCancel);
+  finish_interrupt(task, *claimed);
 }
+
+namespace {
+
+// kWait (SPEC 4.5): the runtime keeps waiting; the stall goes to the executor's diagnostics.
+void report_stall(TaskRecord& task) {
+  std::string description = "cleanup stalled: task '" + task.name + "' " + task.id.to_string() +
+                            " in region " + task.region->id().to_string() + " (" +
+                            task.region->name() + ") spent its cleanup budget";
+  {
+    Guard guard(task.lock);
+    description += " after " + task.cancel.reason().to_string();
+    if (task.current_wait != nullptr) {
+      description += "; waiting on " + std::string(task.current_wait->what);
+    }
+  }
+  description += "; escalation policy kWait keeps waiting for it";
+  task.executor->on_cleanup_stalled(task, description);
+}
+
+}  // namespace
 
 bool run_task(TaskRecord& task) {
   if (task.completed()) return true;
   bool escalate = false;
+  bool stalled = false;
   bool parked = false;
   bool cancel_requested = false;
   {
@@ -288,11 +320,18 @@ bool run_task(TaskRecord& task) {
       const bool polls_spent = task.polls_since_cancel >= cleanup.poll_quota;
       const bool deadline_passed =
           cleanup.deadline.has_value() && task.executor->now() >= *cleanup.deadline;
-      escalate = (polls_spent || deadline_passed) &&
-                 task.region->escalation_policy() == EscalationPolicy::kDestroy;
+      if (polls_spent || deadline_passed) {
+        if (task.region->escalation_policy() == EscalationPolicy::kDestroy) {
+          escalate = true;
+        } else if (!task.stall_reported) {
+          task.stall_reported = true;
+          stalled = true;
+        }
+      }
     }
-    parked = task.current_wait != nullptr;
+    parked = task.current_wait != nullptr || task.interrupting;
   }
+  if (stalled) report_stall(task);
   if (escalate) {
     escalate_destroy(task);
     if (task.completed()) return true;
@@ -324,6 +363,7 @@ void escalate_destroy(TaskRecord& task) {
   {
     Guard guard(task.lock);
     if (task.current_wait != nullptr && !task.current_wait->destroy_safe) return;
+    if (task.interrupting) return;  // a canceller is inside the awaiter; it reschedules
   }
   // Never abandon a region whose body this task runs while it has live work (only this thread
   // changes body_region, so reading it without the lock is safe here).
@@ -351,3 +391,11 @@ void escalate_destroy(TaskRecord& task) {
 }
 
 }  // namespace asupersync::internal
+
+namespace asupersync {
+
+void Executor::on_cleanup_stalled(internal::TaskRecord&, const std::string& description) {
+  std::fprintf(stderr, "asupersync: %s\n", description.c_str());
+}
+
+}  // namespace asupersync

@@ -37,6 +37,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -138,16 +139,21 @@ class TaskRecord {
   SourceSite spawn_site;
   Region* region = nullptr;
   Executor* executor = nullptr;
-  Budget budget = Budget::Infinite();
 
   std::atomic<TaskState> state{TaskState::kCreated};
 
   SpinLock lock;
-  CancelState cancel;                      // guarded
-  WaitNode* current_wait = nullptr;        // guarded
-  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
-  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
-  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
+  CancelState cancel;  // guarded
+  // Mirrors cancel.requested() for lock-free checks at cancellation points (set, never cleared).
+  std::atomic<bool> cancel_requested{false};
+  WaitNode* current_wait = nullptr;  // guarded
+  uint64_t wait_tickets = 0;         // guarded: the last ticket issued
+  uint64_t current_ticket = 0;       // guarded: the ticket of current_wait
+  uint64_t early_wake_ticket = 0;
+  // A canceller claimed the wait and is running its interrupt() (no lock held): the task is
+  // still parked for every purpose — no dispatch resumes or destroys it — until the canceller
+  // clears this and reschedules it.
+  bool interrupting = false;               // guarded: a wake that came before its park
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
@@ -158,6 +164,7 @@ class TaskRecord {
   std::coroutine_handle<> resume_point;
   bool frame_finished = false;
   std::atomic<bool> budget_exhausted{false};
+  bool stall_reported = false;  // kWait: the stall was reported (once)
   uint32_t polls = 0;
   uint32_t polls_since_cancel = 0;
 
@@ -181,7 +188,8 @@ class TaskRecord {
     void fire() override;
     TaskRecord* task = nullptr;
   };
-  EscalationTimer escalation_timer;  // guarded (registration decisions)
+  // Allocated when armed (a request with a cleanup deadline). Guarded.
+  std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
 
@@ -227,7 +235,9 @@ void schedule_new(TaskRecord& task);
 
 // Requests cancellation of one task (SPEC 4.1, 4.2): records the request, cancels the regions
 // whose body the task runs, interrupts its wait if deliverable, and moves it to the cancel lane.
-void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup);
+// `formatted` (optional) is cancelled_status(reason), shared by a region's many requests.
+void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                    const absl::Status* formatted = nullptr);
 
 // Interrupts the wait of a task running a body in (or below) `cancelled`, when deliverable.
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled);

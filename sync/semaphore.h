@@ -1,0 +1,165 @@
+// Semaphore: counted permits, strictly FIFO, handed out as obligations (SPEC 8.3, 5.1-5.4).
+//
+//   Semaphore pool(4);
+//   absl::StatusOr<SemaphorePermit> permit = co_await pool.acquire(cx, 2);
+//   if (!permit.ok()) return permit.status();   // Cancelled, closed, region closing, ...
+//   ... use the two units ...
+//   std::move(*permit).release();               // exactly once; destroying it unreleased is a
+//                                               // leak: released and reported
+//
+// Fairness: strictly FIFO. A request is served only when every older request was; a large
+// request at the head blocks smaller ones behind it even if they would fit. `add_permits(n)`
+// (alias `release(n)`) and every permit released wake as many waiters, in order, as the
+// available units cover.
+//
+// Obligations: each SemaphorePermit is recorded in the ledger of the acquiring context's region
+// ("semaphore permits (n)"), so the region cannot close while it is held (SPEC 3.3). Paths:
+//   | `std::move(p).release()` | units back, waiters woken | kCompleted          |
+//   | destroyed unreleased     | units back, waiters woken | kLeaked + report    |
+// Acquiring needs an Open region (SPEC 3.2); in a closing region acquire fails with
+// FailedPrecondition (and takes nothing).
+//
+// close(): every waiter and every later acquire fails with FailedPrecondition; permits already
+// held can still be released.
+//
+// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released);
+// permits may be released on any thread.
+// Lifetime: the Semaphore must outlive its permits and its waiters; destroying it while tasks
+// wait aborts, naming the invariant.
+//
+// Cancellation contract (SPEC 4.2, 8): `acquire` is a cancellation point (a deliverable cancel
+// is checked first). A cancelled acquire takes no unit, records no obligation and leaves no
+// waiter behind; removing it from the head of the queue lets the waiters behind it through if
+// the units now cover them. Units granted to a waiter whose cancel raced in are given back and
+// passed on in FIFO order (the wait reports Cancelled). A waiter destroyed while parked
+// (SPEC 4.5) deregisters and gives back units granted to it.
+
+#ifndef ASUPERSYNC_SYNC_SEMAPHORE_H_
+#define ASUPERSYNC_SYNC_SEMAPHORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/cx.h"
+#include "core/id.h"
+#include "core/source_site.h"
+#include "obligations/ledger.h"
+#include "obligations/typestate.h"
+#include "sync/internal/observed_mutex.h"
+#include "sync/internal/waiter.h"
+
+namespace asupersync {
+
+class Semaphore;
+
+// `count` units of a Semaphore, held (move-only, linear: released exactly once). See the file
+// comment.
+class [[nodiscard]] ASUPERSYNC_CONSUMABLE(unconsumed) SemaphorePermit {
+ public:
+  // The empty permit.
+  ASUPERSYNC_RETURN_TYPESTATE(consumed) SemaphorePermit() noexcept {}
+  SemaphorePermit(SemaphorePermit&& other ASUPERSYNC_RETURN_TYPESTATE(consumed)) noexcept;
+  // Moving over a live permit leaks it first (as destroying it would).
+  SemaphorePermit& operator=(
+      SemaphorePermit&& other ASUPERSYNC_RETURN_TYPESTATE(consumed)) noexcept;
+  SemaphorePermit(const SemaphorePermit&) = delete;
+  SemaphorePermit& operator=(const SemaphorePermit&) = delete;
+  // Destroying a live permit is a leak: the units go back, the ledger records a LeakReport.
+  ~SemaphorePermit();
+
+  // Gives the units back and resolves the obligation as kCompleted. Aborts on an empty permit.
+  ASUPERSYNC_CALLABLE_WHEN("unconsumed")
+  ASUPERSYNC_SET_TYPESTATE(consumed)
+  void release() &&;
+
+  ASUPERSYNC_TEST_TYPESTATE(unconsumed)
+  bool valid() const { return semaphore_ != nullptr; }
+  size_t count() const { return count_; }
+  ObligationId id() const { return id_; }
+
+ private:
+  friend class Semaphore;
+  SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger, ObligationId id);
+  void finish(Resolution resolution) noexcept;
+
+  Semaphore* semaphore_ = nullptr;
+  size_t count_ = 0;
+  ObligationLedger* ledger_ = nullptr;
+  ObligationId id_;
+};
+
+class Semaphore {
+ public:
+  class AcquireAwaiter;
+
+  explicit Semaphore(size_t permits);
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+  ~Semaphore();
+
+  // co_await sem.acquire(cx, n) → absl::StatusOr<SemaphorePermit> holding n units. Errors:
+  // Cancelled, InvalidArgument (n == 0), FailedPrecondition (closed, region closing),
+  // ResourceExhausted (the region's obligation limit).
+  [[nodiscard]] AcquireAwaiter acquire(Cx& cx, size_t n = 1,
+                                       SourceSite site = SourceSite::current());
+
+  // n units now if they are available and nobody waits; Unavailable otherwise. Not a
+  // cancellation point.
+  absl::StatusOr<SemaphorePermit> try_acquire(Cx& cx, size_t n = 1,
+                                              SourceSite site = SourceSite::current());
+
+  // Adds n units and wakes the waiters they cover, in FIFO order. release(n) is the same.
+  void add_permits(size_t n);
+  void release(size_t n) { add_permits(n); }
+
+  // Refuses every waiter and every later acquire (FailedPrecondition).
+  void close();
+  bool is_closed() const;
+
+  size_t available_permits() const;
+  // Waiters queued now (for tests and diagnostics).
+  size_t waiter_count() const;
+
+  class [[nodiscard]] AcquireAwaiter final : public sync_internal::Awaiter<AcquireAwaiter> {
+   public:
+    AcquireAwaiter(Cx& cx, Semaphore* semaphore, size_t n, SourceSite site)
+        : Awaiter(cx, "semaphore acquire"), semaphore_(semaphore), site_(site) {
+      amount = n;
+    }
+    ~AcquireAwaiter() { abandon(); }
+    absl::StatusOr<SemaphorePermit> await_resume();
+
+   private:
+    friend class sync_internal::Awaiter<AcquireAwaiter>;
+    sync_internal::ObservedMutex& wait_mutex() { return semaphore_->mu_; }
+    absl::Status precheck();
+    sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
+    void enqueue_locked() { semaphore_->waiters_.push_back(this); }
+    void dequeue_locked(sync_internal::WakeList& wakes);
+    bool pass_on_when_cancelled() const { return true; }
+    void pass_on_locked(sync_internal::WakeList& wakes);
+
+    Semaphore* semaphore_;
+    SourceSite site_;
+  };
+
+ private:
+  friend class SemaphorePermit;
+  // Serves the head of the queue while the units cover it (strict FIFO).
+  void dispatch_locked(sync_internal::WakeList& wakes);
+  void give_back_locked(size_t n, sync_internal::WakeList& wakes);
+  // Records the permit for n units the caller holds; gives them back on failure.
+  absl::StatusOr<SemaphorePermit> make_permit(Cx& cx, size_t n, SourceSite site);
+
+  mutable sync_internal::ObservedMutex mu_;
+  size_t available_;
+  bool closed_ = false;
+  sync_internal::WaiterList<sync_internal::Waiter> waiters_;
+};
+
+}  // namespace asupersync
+
+#endif  // ASUPERSYNC_SYNC_SEMAPHORE_H_
