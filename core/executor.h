@@ -52,6 +52,8 @@ enum class RuntimeEvent : uint8_t {
   kCancelAcknowledged,     // task: a cancellation point delivered its own request
   kWakeAttempt,            // task: a waker tried to end its wait (internal::wake; stale or not)
   kJoinWaitRemoved,        // task: a joiner was unlinked from its join list (target's lock held)
+  kJoinCompleted,          // task: a join of it returned (it read the task's completion and took
+                           // or was refused its outcome); reported from the joining step
 };
 
 // A timer registration, embedded in whatever waits (intrusive: adding a timer allocates

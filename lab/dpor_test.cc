@@ -9,6 +9,7 @@
 
 #include "core/region.h"
 
+#include <algorithm>
 #include <memory>
 #include <set>
 #include <string>
@@ -35,13 +36,15 @@ std::shared_ptr<Vars> make_vars(int n) {
 
 uint64_t factorial(int n) { return n <= 1 ? 1 : n * factorial(n - 1); }
 
-// Explores `scenario` exhaustively and returns the number of complete executions.
+// Explores `scenario` exhaustively and returns the number of complete executions. Source-DPOR
+// (no wakeup trees) may start an execution that turns out equivalent to one already run and
+// ends sleep-set blocked; `max_sleep_blocked` bounds that waste.
 template <typename F>
-uint64_t count_executions(F scenario) {
+uint64_t count_executions(F scenario, uint64_t max_sleep_blocked = 0) {
   lab::ExploreResult result = lab::Explore(dpor(), scenario);
   EXPECT_LAB_OK(result);
   EXPECT_TRUE(result.exhausted) << result.report();
-  EXPECT_EQ(result.sleep_blocked, 0u) << result.report();
+  EXPECT_LE(result.sleep_blocked, max_sleep_blocked) << result.report();
   // Different classes give different traces.
   EXPECT_EQ(result.distinct_traces, result.complete_runs()) << result.report();
   return result.complete_runs();
@@ -164,22 +167,26 @@ TEST(DporCountTest, CancelLandsAtEachAwaitOrAfterCompletion) {
 // Nested spawns: a grandchild's write races with a sibling's; the spawns themselves are
 // independent. (The body joins both children: once it returns, the region admits no spawn.)
 TEST(DporCountTest, GrandchildRacesWithSibling) {
-  const uint64_t count = count_executions([](Cx& cx) -> Task<void> {
-    auto vars = make_vars(1);
-    auto parent = cx.spawn("parent", [vars](Cx& c) -> Task<void> {
-      (void)c.spawn("grandchild", [vars](Cx& g) -> Task<void> {
-        (*vars)[0]->store(1);
-        co_return;
-      });
-      co_return;
-    });
-    auto sibling = cx.spawn("sibling", [vars](Cx& c) -> Task<void> {
-      (*vars)[0]->store(2);
-      co_return;
-    });
-    (void)co_await parent->join(cx);
-    (void)co_await sibling->join(cx);
-  });
+  const uint64_t count = count_executions(
+      [](Cx& cx) -> Task<void> {
+        auto vars = make_vars(1);
+        auto parent = cx.spawn("parent", [vars](Cx& c) -> Task<void> {
+          (void)c.spawn("grandchild", [vars](Cx& g) -> Task<void> {
+            (*vars)[0]->store(1);
+            co_return;
+          });
+          co_return;
+        });
+        auto sibling = cx.spawn("sibling", [vars](Cx& c) -> Task<void> {
+          (*vars)[0]->store(2);
+          co_return;
+        });
+        (void)co_await parent->join(cx);
+        (void)co_await sibling->join(cx);
+      },
+      // The main task's join of "parent" conflicts with parent's completion: the reversed order
+      // (main joins first, parks) is tried once and is equivalent to a class already run.
+      /*max_sleep_blocked=*/1);
   EXPECT_EQ(count, 2u);
 }
 
@@ -283,12 +290,11 @@ struct Op {
 };
 using Program = std::vector<std::vector<Op>>;
 
-// Tasks joining each other are left out of the default mix: a join of a task that already
-// finished completes inside JoinAwaiter::await_ready (core/cx.h), where the lab has no hook, so
-// DPOR cannot order it against the target's completion (lab/README.md, "Limits"). Build with
-// -DLAB_SOUNDNESS_JOINS=1 to see the resulting misses.
+// Tasks joining each other are in the mix: every join reports itself to the lab
+// (RuntimeEvent::kJoinCompleted), also one that found its target finished and never parked.
+// Build with -DLAB_SOUNDNESS_JOINS=0 to leave them out.
 #ifndef LAB_SOUNDNESS_JOINS
-#define LAB_SOUNDNESS_JOINS 0
+#define LAB_SOUNDNESS_JOINS 1
 #endif
 constexpr bool kJoinsInPrograms = LAB_SOUNDNESS_JOINS != 0;
 
@@ -476,15 +482,20 @@ std::set<std::string> outcomes_of(const Program& program, bool dpor, uint64_t& r
 }
 
 // DPOR reaches exactly the outcomes (every value every task read, final values, deadlocks)
-// that running every schedule reaches, with far fewer runs.
+// that running every schedule reaches, with far fewer runs. The programs come in blocks, one
+// test each, so that the test shards (BUILD: shard_count) keep it quick on a loaded machine.
 #ifndef LAB_SOUNDNESS_PROGRAMS
 #define LAB_SOUNDNESS_PROGRAMS 60
 #endif
 constexpr uint64_t kPrograms = LAB_SOUNDNESS_PROGRAMS;
+constexpr uint64_t kProgramsPerBlock = 10;
 
-TEST(DporSoundnessTest, RandomProgramsReachEveryOutcomeOfBruteForce) {
+class DporSoundnessTest : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(DporSoundnessTest, RandomProgramsReachEveryOutcomeOfBruteForce) {
   uint64_t total_dpor = 0, total_brute = 0;
-  for (uint64_t seed = 0; seed < kPrograms; ++seed) {
+  const uint64_t first = GetParam() * kProgramsPerBlock;
+  for (uint64_t seed = first; seed < std::min(kPrograms, first + kProgramsPerBlock); ++seed) {
     const Program program = random_program(seed);
     uint64_t dpor_runs = 0, brute_runs = 0;
     const std::set<std::string> reduced = outcomes_of(program, true, dpor_runs);
@@ -499,11 +510,18 @@ TEST(DporSoundnessTest, RandomProgramsReachEveryOutcomeOfBruteForce) {
     total_dpor += dpor_runs;
     total_brute += brute_runs;
   }
-  std::printf("DPOR ran %llu executions where brute force ran %llu schedules\n",
-              static_cast<unsigned long long>(total_dpor),
-              static_cast<unsigned long long>(total_brute));
-  EXPECT_LT(total_dpor * 4, total_brute);
+  std::printf(
+      "programs %llu..%llu: DPOR ran %llu executions where brute force ran %llu "
+      "schedules\n",
+      static_cast<unsigned long long>(first),
+      static_cast<unsigned long long>(first + kProgramsPerBlock - 1),
+      static_cast<unsigned long long>(total_dpor), static_cast<unsigned long long>(total_brute));
+  EXPECT_LT(total_dpor * 2, total_brute);
 }
+
+INSTANTIATE_TEST_SUITE_P(Blocks, DporSoundnessTest,
+                         ::testing::Range<uint64_t>(0, (kPrograms + kProgramsPerBlock - 1) /
+                                                           kProgramsPerBlock));
 
 TEST(DporTest, ConflictRelation) {
   using lab::internal::Access;

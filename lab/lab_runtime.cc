@@ -625,6 +625,7 @@ void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* 
       if (lid != kNoLid) access(object_key(ObjectType::kTaskWait, lid), AccessKind::kWrite);
       break;
     }
+    case RuntimeEvent::kJoinCompleted:
     case RuntimeEvent::kJoinWaitRemoved: {
       const uint32_t lid = info_of(*task).lid;
       if (lid != kNoLid) access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);

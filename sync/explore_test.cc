@@ -65,8 +65,8 @@ TEST(SyncDporTest, TrySendAndTryRecvOnOneChannelAreTwoClasses) {
   lab::ExploreResult result = lab::Explore(Dpor(), [&outcomes](Cx& cx) -> Task<void> {
     auto made = mpsc::channel<int>(1);
     lab::check(made.ok(), "channel created");
-    auto channel = std::make_shared<std::pair<mpsc::Sender<int>, mpsc::Receiver<int>>>(
-        std::move(*made));
+    auto channel =
+        std::make_shared<std::pair<mpsc::Sender<int>, mpsc::Receiver<int>>>(std::move(*made));
     auto seen = std::make_shared<std::string>();
     auto work = Region::open(cx, "work", [channel, seen](Cx& rx) -> Task<void> {
       (void)rx.spawn("sender", [channel](Cx&) -> Task<void> {
@@ -94,26 +94,23 @@ TEST(SyncDporTest, TrySendAndTryRecvOnOneChannelAreTwoClasses) {
 TEST(SyncDporTest, TryLocksOfOneMutexConflictAndOfTwoMutexesCommute) {
   for (const bool same_mutex : {true, false}) {
     std::set<std::string> winners;
-    lab::ExploreResult result =
-        lab::Explore(Dpor(), [&winners, same_mutex](Cx& cx) -> Task<void> {
-          auto mutexes = std::make_shared<std::pair<Mutex, Mutex>>();
-          auto winner = std::make_shared<std::string>();
-          auto work =
-              Region::open(cx, "work", [mutexes, winner, same_mutex](Cx& rx) -> Task<void> {
-                for (const char* name : {"a", "b"}) {
-                  Mutex* mutex =
-                      (same_mutex || name[0] == 'a') ? &mutexes->first : &mutexes->second;
-                  (void)rx.spawn(name, [mutex, winner, name](Cx& tx) -> Task<void> {
-                    absl::StatusOr<MutexGuard> guard = mutex->try_lock();
-                    if (guard.ok()) *winner += name;
-                    co_await tx.yield();  // hold it across a step, then unlock
-                  });
-                }
-                co_return;
-              });
-          co_await std::move(work);
-          winners.insert(*winner);
-        });
+    lab::ExploreResult result = lab::Explore(Dpor(), [&winners, same_mutex](Cx& cx) -> Task<void> {
+      auto mutexes = std::make_shared<std::pair<Mutex, Mutex>>();
+      auto winner = std::make_shared<std::string>();
+      auto work = Region::open(cx, "work", [mutexes, winner, same_mutex](Cx& rx) -> Task<void> {
+        for (const char* name : {"a", "b"}) {
+          Mutex* mutex = (same_mutex || name[0] == 'a') ? &mutexes->first : &mutexes->second;
+          (void)rx.spawn(name, [mutex, winner, name](Cx& tx) -> Task<void> {
+            absl::StatusOr<MutexGuard> guard = mutex->try_lock();
+            if (guard.ok()) *winner += name;
+            co_await tx.yield();  // hold it across a step, then unlock
+          });
+        }
+        co_return;
+      });
+      co_await std::move(work);
+      winners.insert(*winner);
+    });
     EXPECT_LAB_OK(result);
     EXPECT_TRUE(result.exhausted);
     if (same_mutex) {
@@ -256,24 +253,26 @@ TEST(SyncCancelExploreTest, SemaphoreUnitsSurviveCancelAtEveryAwait) {
         lab::Explore(DporWithSystematicCancel(target), [&acquired](Cx& cx) -> Task<void> {
           auto semaphore = std::make_shared<Semaphore>(1);
           auto inside = std::make_shared<int>(0);
-          auto work = Region::open(cx, "work", [semaphore, inside, &acquired](Cx& rx) -> Task<void> {
-            std::vector<absl::StatusOr<TaskHandle<void>>> handles;
-            for (const char* name : {"first", "second"}) {
-              handles.push_back(rx.spawn(name, [semaphore, inside, &acquired](Cx& tx) -> Task<void> {
-                auto acquire = semaphore->acquire(tx);
-                absl::StatusOr<SemaphorePermit> permit = co_await acquire;
-                if (!permit.ok()) co_return;
-                ++acquired;
-                ++*inside;
-                lab::check(*inside == 1, "one unit: one holder at a time");
-                (void)co_await tx.yield();  // cancelled here or not, the permit is released
-                --*inside;
-                std::move(*permit).release();
-              }));
-            }
-            auto joined = JoinAll(rx, std::move(handles));
-            co_await std::move(joined);
-          });
+          auto work =
+              Region::open(cx, "work", [semaphore, inside, &acquired](Cx& rx) -> Task<void> {
+                std::vector<absl::StatusOr<TaskHandle<void>>> handles;
+                for (const char* name : {"first", "second"}) {
+                  handles.push_back(
+                      rx.spawn(name, [semaphore, inside, &acquired](Cx& tx) -> Task<void> {
+                        auto acquire = semaphore->acquire(tx);
+                        absl::StatusOr<SemaphorePermit> permit = co_await acquire;
+                        if (!permit.ok()) co_return;
+                        ++acquired;
+                        ++*inside;
+                        lab::check(*inside == 1, "one unit: one holder at a time");
+                        (void)co_await tx.yield();  // cancelled here or not, the permit is released
+                        --*inside;
+                        std::move(*permit).release();
+                      }));
+                }
+                auto joined = JoinAll(rx, std::move(handles));
+                co_await std::move(joined);
+              });
           co_await std::move(work);
           lab::check(semaphore->available_permits() == 1, "the unit is back");
           lab::check(semaphore->waiter_count() == 0, "no waiter left");
@@ -294,21 +293,20 @@ TEST(SyncCancelExploreTest, MutexStaysConsistentUnderCancelAtEveryAwait) {
           auto mutex = std::make_shared<Mutex>();
           auto entered = std::make_shared<int>(0);
           auto completed = std::make_shared<int>(0);
-          auto work =
-              Region::open(cx, "work", [mutex, entered, completed](Cx& rx) -> Task<void> {
-                for (const char* name : {"first", "second"}) {
-                  (void)rx.spawn(name, [mutex, entered, completed](Cx& tx) -> Task<void> {
-                    auto lock = mutex->lock(tx);
-                    absl::StatusOr<MutexGuard> guard = co_await lock;
-                    if (!guard.ok()) co_return;
-                    ++*entered;
-                    absl::Status inside = co_await tx.yield();
-                    if (inside.ok()) ++*completed;
-                    guard->unlock();
-                  });
-                }
-                co_return;
+          auto work = Region::open(cx, "work", [mutex, entered, completed](Cx& rx) -> Task<void> {
+            for (const char* name : {"first", "second"}) {
+              (void)rx.spawn(name, [mutex, entered, completed](Cx& tx) -> Task<void> {
+                auto lock = mutex->lock(tx);
+                absl::StatusOr<MutexGuard> guard = co_await lock;
+                if (!guard.ok()) co_return;
+                ++*entered;
+                absl::Status inside = co_await tx.yield();
+                if (inside.ok()) ++*completed;
+                guard->unlock();
               });
+            }
+            co_return;
+          });
           co_await std::move(work);
           lab::check(!mutex->is_locked(), "the mutex is free at the end");
           lab::check(mutex->waiter_count() == 0, "no waiter left");
