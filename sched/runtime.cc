@@ -75,7 +75,7 @@ uint8_t cleanup_priority(TaskRecord& task) {
 // could still return, because it refuses to push when the ring is full.
 class RunQueue {
  public:
-  static constexpr uint64_t kCapacity = 256;
+  static constexpr uint64_t kCapacity = 4096;
 
   RunQueue() {
     for (auto& slot : slots_) slot.store(nullptr, std::memory_order_relaxed);
@@ -478,18 +478,24 @@ class Runtime::Impl {
     worker.cancel_lane.insert(position, &task);
   }
 
-  void push_ready(Worker& worker, TaskRecord& task) {
+  // `notify`: wake a parked worker to share the work. A task that this worker just ran and
+  // re-queues (a yield, or a wake that arrived while it ran) needs none: this worker stays
+  // busy and runs it, and the fence of the check would cost a locked instruction per yield.
+  void push_ready(Worker& worker, TaskRecord& task, bool notify = true) {
     if (!worker.run_queue.push(&task)) {
       // Full: move the older half of it to the injection queue with the new task (amortised:
       // one CAS claims the half, one lock moves it).
       TaskRecord* moved[RunQueue::kCapacity / 2];
       const size_t count = worker.run_queue.pop_batch(moved, RunQueue::kCapacity / 2);
-      std::lock_guard<std::mutex> lock(global_mutex_);
-      injection_.insert(injection_.end(), moved, moved + count);
-      injection_.push_back(&task);
-      update_global_counts_locked();
+      {
+        std::lock_guard<std::mutex> lock(global_mutex_);
+        injection_.insert(injection_.end(), moved, moved + count);
+        injection_.push_back(&task);
+        update_global_counts_locked();
+      }
+      notify = true;
     }
-    notify_for_new_work();
+    if (notify) notify_for_new_work();
   }
 
   void push_global(TaskRecord& task, Lane lane) {
@@ -590,11 +596,14 @@ class Runtime::Impl {
     }
     if (worker.lifo_slot != nullptr) {
       TaskRecord* task = std::exchange(worker.lifo_slot, nullptr);
-      if (++worker.lifo_streak <= 3) {
+      // After three LIFO dispatches in a row the FIFO queue gets a turn, if it has anything: a
+      // ping-pong pair then stays on this worker (demoting it to the stealable FIFO queue
+      // would wake an idle worker, which steals one side and makes every message cross cores).
+      if (++worker.lifo_streak <= 3 ||
+          (worker.run_queue.empty() && global_count_.load(std::memory_order_relaxed) == 0)) {
         from_lifo_ = true;
         return task;
       }
-      // Three LIFO dispatches in a row: let the FIFO queue have a turn.
       worker.lifo_streak = 0;
       push_ready(worker, *task);
     }
@@ -645,7 +654,11 @@ class Runtime::Impl {
         const uint32_t queued = kQueued | (lane == Lane::kCancel ? kInCancelLane : 0);
         if (task.executor_state.compare_exchange_weak(state, queued, std::memory_order_acq_rel)) {
           // The entry's reference carries over. A yield goes to the back of the FIFO queue.
-          push(task, lane, /*woken_by_running_task=*/false);
+          if (lane == Lane::kReady) {
+            push_ready(worker, task, /*notify=*/false);
+          } else {
+            push(task, lane, /*woken_by_running_task=*/false);
+          }
           return;
         }
         continue;
