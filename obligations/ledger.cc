@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -98,52 +101,148 @@ std::string LeakReport::to_string() const {
                       " was dropped without send/commit, complete or abort; it was aborted");
 }
 
+ObligationDescription::ObligationDescription(std::string text)
+    : owned_(new std::string(std::move(text))) {}
+
+ObligationDescription& ObligationDescription::operator=(ObligationDescription&& other) noexcept {
+  if (this != &other) {
+    delete owned_;
+    literal_ = other.literal_;
+    count_ = other.count_;
+    has_count_ = other.has_count_;
+    owned_ = std::exchange(other.owned_, nullptr);
+  }
+  return *this;
+}
+
+ObligationDescription ObligationDescription::with_count(uint64_t count) && {
+  if (literal_ == nullptr) {
+    if (owned_ == nullptr) owned_ = new std::string();
+    absl::StrAppend(owned_, " (", count, ")");
+  } else if (has_count_) {
+    // A second count: spell the text out and append, as for an owned text.
+    owned_ = new std::string(absl::StrCat(to_string(), " (", count, ")"));
+    literal_ = nullptr;
+    has_count_ = false;
+  } else {
+    count_ = count;
+    has_count_ = true;
+  }
+  return std::move(*this);
+}
+
+std::string ObligationDescription::to_string() const {
+  if (literal_ == nullptr) return owned_ == nullptr ? std::string() : *owned_;
+  if (!has_count_) return std::string(literal_);
+  return absl::StrCat(literal_, " (", count_, ")");
+}
+
+void ObligationLedger::SpinLock::lock_slow() noexcept {
+  for (int spins = 0;; ++spins) {
+    // Wait for the lock to look free before trying again (no cache-line ping-pong).
+    while (locked_.load(std::memory_order_relaxed)) {
+      if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        ++spins;
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+  }
+}
+
 ObligationLedger::ObligationLedger(RegionId region, LeakPolicy policy,
                                    std::optional<size_t> max_pending)
     : region_(region), policy_(policy), max_pending_(max_pending) {}
 
 ObligationLedger::~ObligationLedger() {
   // No lock: a ledger being destroyed must not be used concurrently.
-  if (entries_.empty()) return;
-  const Entry* oldest = nullptr;
-  entries_.for_each([&oldest](ObligationId, const Entry& entry) {
-    if (oldest == nullptr || entry.sequence < oldest->sequence) oldest = &entry;
-  });
+  const size_t pending = pending_count_.load(std::memory_order_relaxed);
+  if (pending == 0) return;
+  uint32_t oldest = kNoSlot;
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].live && (oldest == kNoSlot || slots_[i].sequence < slots_[oldest].sequence)) {
+      oldest = i;
+    }
+  }
+  const ObligationRecord record = record_of(oldest);
   obligations_internal::invariant_violated(absl::StrCat(
       "an ObligationLedger outlives every token that refers to it; the ledger of region ",
-      region_.to_string(), " was destroyed with ", entries_.size(),
-      " pending obligation(s), the oldest ", to_absl(obligation_kind_name(oldest->record.kind)),
-      " '", oldest->record.description, "' acquired at ", oldest->record.acquired_at.to_string()));
+      region_.to_string(), " was destroyed with ", pending, " pending obligation(s), the oldest ",
+      to_absl(obligation_kind_name(record.kind)), " '", record.description, "' acquired at ",
+      record.acquired_at.to_string()));
 }
 
-absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind, std::string description,
+ObligationRecord ObligationLedger::record_of(uint32_t index) const {
+  const Slot& slot = slots_[index];
+  return ObligationRecord{ObligationId(index, slot.generation), slot.kind,
+                          slot.description.to_string(), slot.site};
+}
+
+absl::Status ObligationLedger::admission_error(ObligationKind kind,
+                                               const ObligationDescription& description,
+                                               SourceSite site, size_t pending) const {
+  if (admission_closed_.load(std::memory_order_relaxed)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("region ", region_.to_string(), " is closing; it admits no new obligations"));
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("region ", region_.to_string(), " already has ", pending,
+                   " pending obligations, its limit (max_obligations = ", *max_pending_,
+                   "); cannot record ", to_absl(obligation_kind_name(kind)), " '",
+                   description.to_string(), "' acquired at ", site.to_string()));
+}
+
+absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind,
+                                                      ObligationDescription description,
                                                       SourceSite site) {
   if (!valid_kind(kind)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::record: obligation kind ",
                                                    static_cast<int>(kind), " is not a kind"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (admission_closed_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("region ", region_.to_string(), " is closing; it admits no new obligations"));
+  std::unique_lock<SpinLock> lock(mu_);
+  const size_t pending = pending_count_.load(std::memory_order_relaxed);
+  if (admission_closed_.load(std::memory_order_relaxed) ||
+      (max_pending_.has_value() && pending >= *max_pending_)) {
+    lock.unlock();  // the message is formatted without the lock
+    return admission_error(kind, description, site, pending);
   }
-  if (max_pending_.has_value() && entries_.size() >= *max_pending_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("region ", region_.to_string(), " already has ", entries_.size(),
-                     " pending obligations, its limit (max_obligations = ", *max_pending_,
-                     "); cannot record ", to_absl(obligation_kind_name(kind)), " '", description,
-                     "' acquired at ", site.to_string()));
+  uint32_t index = free_head_;
+  if (index != kNoSlot) {
+    free_head_ = slots_[index].next_free;
+    ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
+  } else {
+    if (slots_.size() >= kNoSlot) {
+      obligations_internal::invariant_violated("an ObligationLedger holds at most 2^32-1 slots");
+    }
+    index = static_cast<uint32_t>(slots_.size());
+    slots_.emplace_back();
+    slots_.back().generation = 1;
   }
-  const ObligationId id = entries_.insert(Entry{
-      ObligationRecord{ObligationId(), kind, std::move(description), site}, next_sequence_++});
-  Entry* entry = entries_.get(id);
-  if (entry == nullptr) {
-    obligations_internal::invariant_violated(
-        "GenerationalArena::get resolves the id that insert just returned");
+  Slot& slot = slots_[index];
+  slot.live = true;
+  slot.kind = kind;
+  slot.sequence = next_sequence_++;
+  slot.site = site;
+  slot.description = std::move(description);
+  pending_count_.store(pending + 1, std::memory_order_release);
+  return ObligationId(index, slot.generation);
+}
+
+absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) const {
+  absl::string_view why;
+  if (!id.is_valid()) {
+    why = "the invalid id (generation 0) names no obligation";
+  } else {
+    why = "no live obligation has this id";
   }
-  entry->record.id = id;
-  pending_count_.store(entries_.size(), std::memory_order_release);
-  return id;
+  return absl::FailedPreconditionError(
+      absl::StrCat("obligation ", id.to_string(), " is not pending in region ", region_.to_string(),
+                   " (never recorded, already resolved, or stale); cannot resolve it as ",
+                   to_absl(resolution_name(resolution)), ": ", why));
 }
 
 absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
@@ -154,35 +253,46 @@ absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
   }
   std::function<void()> on_drained;
   std::optional<std::string> leak_message;
+  std::unique_ptr<std::string> owned_description;  // freed after the lock is released
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    absl::StatusOr<Entry> removed = entries_.remove(id);
-    if (!removed.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "obligation ", id.to_string(), " is not pending in region ", region_.to_string(),
-          " (never recorded, already resolved, or stale); cannot resolve it as ",
-          to_absl(resolution_name(resolution)), ": ", removed.status().message()));
+    std::unique_lock<SpinLock> lock(mu_);
+    const uint32_t index = id.index();
+    if (!id.is_valid() || index >= slots_.size() || !slots_[index].live ||
+        slots_[index].generation != id.generation()) {
+      lock.unlock();
+      return reject(id, resolution);
     }
-    pending_count_.store(entries_.size(), std::memory_order_release);
+    Slot& slot = slots_[index];
     switch (resolution) {
       case Resolution::kCommitted:
-        ++committed_;
+        committed_.store(committed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         break;
       case Resolution::kCompleted:
-        ++completed_;
+        completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         break;
       case Resolution::kAborted:
-        ++aborted_;
+        aborted_.store(aborted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         break;
       case Resolution::kLeaked: {
-        leaked_.fetch_add(1, std::memory_order_release);
-        LeakReport report{std::move(removed->record), region_};
+        leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        LeakReport report{record_of(index), region_};
         if (policy_ == LeakPolicy::kLog) leak_message = report.to_string();
         leaks_.push_back(std::move(report));
         break;
       }
     }
-    if (admission_closed_ && entries_.empty()) on_drained = on_drained_;
+    slot.live = false;
+    owned_description.reset(std::exchange(slot.description.owned_, nullptr));
+    // A slot whose generation cannot be bumped again is retired rather than reused.
+    if (slot.generation != ~uint32_t{0}) {
+      slot.next_free = free_head_;
+      free_head_ = index;
+    }
+    const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
+    pending_count_.store(pending, std::memory_order_release);
+    if (pending == 0 && admission_closed_.load(std::memory_order_relaxed) && on_drained_) {
+      on_drained = on_drained_;
+    }
   }
   // Lock released: printing and the callback may take their time or call back into the ledger.
   if (leak_message.has_value()) {
@@ -195,53 +305,34 @@ absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
 }
 
 bool ObligationLedger::close_admission() {
-  std::lock_guard<std::mutex> lock(mu_);
-  admission_closed_ = true;
-  return entries_.empty();
-}
-
-bool ObligationLedger::admission_closed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return admission_closed_;
+  std::lock_guard<SpinLock> lock(mu_);
+  admission_closed_.store(true, std::memory_order_release);
+  return pending_count_.load(std::memory_order_relaxed) == 0;
 }
 
 std::vector<ObligationRecord> ObligationLedger::pending_records() const {
-  std::vector<const Entry*> entries;
+  std::vector<std::pair<uint64_t, uint32_t>> order;  // (sequence, index)
   std::vector<ObligationRecord> records;
-  std::lock_guard<std::mutex> lock(mu_);
-  entries.reserve(entries_.size());
-  entries_.for_each([&entries](ObligationId, const Entry& entry) { entries.push_back(&entry); });
-  std::sort(entries.begin(), entries.end(),
-            [](const Entry* a, const Entry* b) { return a->sequence < b->sequence; });
-  records.reserve(entries.size());
-  for (const Entry* entry : entries) records.push_back(entry->record);
+  std::lock_guard<SpinLock> lock(mu_);
+  order.reserve(pending_count_.load(std::memory_order_relaxed));
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].live) order.emplace_back(slots_[i].sequence, i);
+  }
+  std::sort(order.begin(), order.end());
+  records.reserve(order.size());
+  for (const auto& [sequence, index] : order) records.push_back(record_of(index));
   return records;
 }
 
 std::vector<LeakReport> ObligationLedger::leaks() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<SpinLock> lock(mu_);
   return leaks_;
 }
 
 void ObligationLedger::set_on_drained(std::function<void()> on_drained) {
   std::function<void()> previous;  // destroyed after the lock is released
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<SpinLock> lock(mu_);
   previous = std::exchange(on_drained_, std::move(on_drained));
-}
-
-uint64_t ObligationLedger::committed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return committed_;
-}
-
-uint64_t ObligationLedger::completed() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return completed_;
-}
-
-uint64_t ObligationLedger::aborted() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return aborted_;
 }
 
 }  // namespace asupersync

@@ -37,9 +37,19 @@
 // case instead, so the caller (which already holds whatever it needs) does not get a re-entrant
 // call.
 //
-// Thread-safety: thread-safe; every member may be called concurrently from any thread (an
-// internal std::mutex guards the state). The drain callback and the kLog stderr print run with
-// that lock released, so the callback may call back into the ledger.
+// Thread-safety: thread-safe; every member may be called concurrently from any thread. An
+// internal spin lock guards the entry table; it is held for a few dozen instructions per
+// `record`/`resolve` (no allocation, formatting or call out, except to store a leak report) and
+// a waiter yields the CPU when it has to wait long. `pending()`, `admission_closed()` and the
+// totals are read without it. The drain callback and the kLog stderr print run with the lock
+// released, so the callback may call back into the ledger.
+//
+// Cost (why the description is an `ObligationDescription`): recording and resolving happen on
+// every permit a channel or semaphore hands out, so neither allocates in the common case. A
+// description given as a string literal is kept as a pointer (its text lives as long as the
+// program); `ObligationDescription("semaphore permits").with_count(n)` keeps a literal and a
+// number and spells "semaphore permits (n)" only when a record is read back (`pending_records`,
+// `leaks`, an error). A `std::string` description is owned (moved in, no copy).
 //
 // Lifetime: the ledger must outlive every token that refers to it (tokens hold a raw pointer and
 // resolve into it when consumed or destroyed). Destroying a ledger with pending entries aborts
@@ -62,15 +72,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/generational_arena.h"
 #include "core/id.h"
 #include "core/source_site.h"
 
@@ -102,6 +111,55 @@ std::string_view obligation_kind_name(ObligationKind kind);
 std::string_view resolution_name(Resolution resolution);
 // "panic", "log"; "unknown" for a value outside the enum.
 std::string_view leak_policy_name(LeakPolicy policy);
+
+// What an obligation stands for, as given to `record`: a string literal (kept as a pointer, no
+// copy), a literal and a count (spelled "<literal> (<count>)" when read back), or an owned
+// string. Cheap to move; see "Cost" in the file comment.
+//
+//   ledger.record(kind, "mpsc slot", site);                                   // literal
+//   ledger.record(kind, ObligationDescription("permits").with_count(n), site);  // literal + n
+//   ledger.record(kind, absl::StrCat("row ", key), site);                     // owned string
+//
+// The literal constructor is `consteval`: only a constant expression (a string literal) binds to
+// it, so a pointer to a temporary buffer cannot be kept by mistake. Pass `std::string(p)` for a
+// run-time `const char*`.
+class ObligationDescription {
+ public:
+  // A string literal (or any constant expression naming a string with static storage).
+  consteval ObligationDescription(const char* literal)  // NOLINT: implicit on purpose
+      : literal_(literal) {}
+  // An owned, run-time text.
+  ObligationDescription(std::string text);  // NOLINT: implicit on purpose
+
+  ObligationDescription(ObligationDescription&& other) noexcept
+      : literal_(other.literal_),
+        count_(other.count_),
+        has_count_(other.has_count_),
+        owned_(std::exchange(other.owned_, nullptr)) {}
+  ObligationDescription& operator=(ObligationDescription&& other) noexcept;
+  ObligationDescription(const ObligationDescription&) = delete;
+  ObligationDescription& operator=(const ObligationDescription&) = delete;
+  ~ObligationDescription() { delete owned_; }
+
+  // This description followed by " (<count>)", e.g. "semaphore permits (2)". On a literal the
+  // text is built only when read back; on an owned text it is appended now.
+  ObligationDescription with_count(uint64_t count) &&;
+
+  // The text, e.g. "mpsc slot" or "semaphore permits (2)".
+  std::string to_string() const;
+
+ private:
+  friend class ObligationLedger;
+  ObligationDescription() = default;  // the empty text (a free ledger slot)
+
+  // At most one of literal_ and owned_ is set. literal_: the text is the literal, plus
+  // " (count_)" when has_count_. owned_: the text (a pointer, not a std::string member, so that
+  // the literal constructor can be consteval: an SSO string is not a constant expression).
+  const char* literal_ = nullptr;
+  uint64_t count_ = 0;
+  bool has_count_ = false;
+  std::string* owned_ = nullptr;
+};
 
 // One obligation as recorded: what it is and where it was acquired.
 struct ObligationRecord {
@@ -141,7 +199,9 @@ class ObligationLedger {
   //   ResourceExhausted, naming the limit, when `max_pending` entries are already pending
   //     (SPEC 3.7; the caller is told at once, never blocked);
   //   InvalidArgument for a `kind` outside the enum.
-  absl::StatusOr<ObligationId> record(ObligationKind kind, std::string description,
+  // `description` is kept as given (see ObligationDescription); it is spelled out only when the
+  // record is read back or reported.
+  absl::StatusOr<ObligationId> record(ObligationKind kind, ObligationDescription description,
                                       SourceSite site);
 
   // Resolves the pending obligation `id` (each id exactly once). kLeaked also stores a LeakReport
@@ -155,7 +215,8 @@ class ObligationLedger {
   // Stops admitting new obligations (idempotent). Returns true if nothing is pending, i.e. the
   // ledger is already drained; the drain callback is not called in that case.
   bool close_admission();
-  bool admission_closed() const;
+  // Read without taking the lock (a primitive asks before every wait).
+  bool admission_closed() const { return admission_closed_.load(std::memory_order_acquire); }
 
   // The number of pending entries. Read without taking the lock (a region asks on every
   // quiescence check); like any count it is a snapshot when other threads record and resolve.
@@ -174,32 +235,64 @@ class ObligationLedger {
 
   // Totals by resolution since construction, for tests, oracles and the demo. A leaked
   // obligation counts under leaked() only, although it was aborted.
-  uint64_t committed() const;
-  uint64_t completed() const;
-  uint64_t aborted() const;
+  uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
+  uint64_t completed() const { return completed_.load(std::memory_order_acquire); }
+  uint64_t aborted() const { return aborted_.load(std::memory_order_acquire); }
   uint64_t leaked() const { return leaked_.load(std::memory_order_acquire); }
 
  private:
-  struct Entry {
-    ObligationRecord record;
-    uint64_t sequence = 0;  // acquisition order
+  // A test-and-test-and-set lock: uncontended it costs one exchange and one store, against a
+  // std::mutex's two library calls. Spins briefly, then yields (the holder may be preempted on a
+  // busy machine). Critical sections under it are short: they never print or call out, and
+  // allocate only to store a leak report or to grow the table.
+  class SpinLock {
+   public:
+    void lock() noexcept {
+      if (!locked_.exchange(true, std::memory_order_acquire)) return;
+      lock_slow();
+    }
+    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+   private:
+    void lock_slow() noexcept;
+    std::atomic<bool> locked_{false};
   };
+
+  // One slot of the entry table. Slots are reused most-recently-freed first, and an id carries
+  // the slot's generation, so a stale id (its slot since reused) is told apart from a live one.
+  // The ids handed out are the same as GenerationalArena's (index, generation from 1).
+  struct Slot {
+    uint32_t generation = 0;  // of the current occupant, or of the last one while free
+    bool live = false;
+    ObligationKind kind = ObligationKind::kPermit;
+    uint32_t next_free = 0;  // while free: the next free slot's index, or kNoSlot
+    uint64_t sequence = 0;   // acquisition order
+    SourceSite site;
+    ObligationDescription description;
+  };
+  static constexpr uint32_t kNoSlot = ~uint32_t{0};
+
+  ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
+  absl::Status reject(ObligationId id, Resolution resolution) const;
+  absl::Status admission_error(ObligationKind kind, const ObligationDescription& description,
+                               SourceSite site, size_t pending) const;
 
   const RegionId region_;
   const LeakPolicy policy_;
   const std::optional<size_t> max_pending_;
 
-  mutable std::mutex mu_;
-  GenerationalArena<ObligationTag, Entry> entries_;  // guarded by mu_
-  std::atomic<size_t> pending_count_{0};             // entries_.size(); written under mu_
-  uint64_t next_sequence_ = 0;                       // guarded by mu_
-  bool admission_closed_ = false;                    // guarded by mu_
-  std::function<void()> on_drained_;                 // guarded by mu_
-  std::vector<LeakReport> leaks_;                    // guarded by mu_
-  uint64_t committed_ = 0;                           // guarded by mu_
-  uint64_t completed_ = 0;                           // guarded by mu_
-  uint64_t aborted_ = 0;                             // guarded by mu_
-  std::atomic<uint64_t> leaked_{0};                  // written under mu_
+  mutable SpinLock mu_;
+  std::vector<Slot> slots_;                    // guarded by mu_
+  uint32_t free_head_ = kNoSlot;               // guarded by mu_
+  std::atomic<size_t> pending_count_{0};       // live slots; written under mu_
+  uint64_t next_sequence_ = 0;                 // guarded by mu_
+  std::atomic<bool> admission_closed_{false};  // written under mu_
+  std::function<void()> on_drained_;           // guarded by mu_
+  std::vector<LeakReport> leaks_;              // guarded by mu_
+  std::atomic<uint64_t> committed_{0};         // written under mu_
+  std::atomic<uint64_t> completed_{0};         // written under mu_
+  std::atomic<uint64_t> aborted_{0};           // written under mu_
+  std::atomic<uint64_t> leaked_{0};            // written under mu_
 };
 
 namespace obligations_internal {

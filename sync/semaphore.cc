@@ -149,7 +149,7 @@ void Semaphore::give_back_locked(size_t n, WakeList& wakes) {
 
 absl::StatusOr<SemaphorePermit> Semaphore::make_permit(Cx& cx, size_t n, SourceSite site) {
   absl::StatusOr<sync_internal::RecordedObligation> recorded = sync_internal::record_permit(
-      cx, "Semaphore acquire", "semaphore permits (" + std::to_string(n) + ")", site);
+      cx, "Semaphore acquire", ObligationDescription("semaphore permits").with_count(n), site);
   if (!recorded.ok()) {
     add_permits(n);
     return recorded.status();

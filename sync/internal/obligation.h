@@ -27,7 +27,8 @@ struct RecordedObligation {
 // Records a permit obligation in `cx`'s region. Fails (SPEC 3.2, 3.7) when the region no
 // longer admits obligations or is over its limit; `what` prefixes the message.
 inline absl::StatusOr<RecordedObligation> record_permit(Cx& cx, std::string_view what,
-                                                        std::string description, SourceSite site) {
+                                                        ObligationDescription description,
+                                                        SourceSite site) {
   ObligationLedger& ledger = cx.region().ledger();
   absl::StatusOr<ObligationId> id =
       ledger.record(ObligationKind::kPermit, std::move(description), site);
