@@ -115,7 +115,7 @@ ObligationDescription& ObligationDescription::operator=(ObligationDescription&& 
   return *this;
 }
 
-ObligationDescription ObligationDescription::with_count(uint64_t count) && {
+ObligationDescription ObligationDescription::with_count_slow(uint64_t count) && {
   if (literal_ == nullptr) {
     if (owned_ == nullptr) owned_ = new std::string();
     absl::StrAppend(owned_, " (", count, ")");
@@ -245,6 +245,15 @@ absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) co
                    to_absl(resolution_name(resolution)), ": ", why));
 }
 
+std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
+  leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  LeakReport report{record_of(index), region_};
+  std::optional<std::string> message;
+  if (policy_ == LeakPolicy::kLog) message = report.to_string();
+  leaks_.push_back(std::move(report));
+  return message;
+}
+
 absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
   if (!valid_resolution(resolution)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::resolve(", id.to_string(),
@@ -273,13 +282,9 @@ absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
       case Resolution::kAborted:
         aborted_.store(aborted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
         break;
-      case Resolution::kLeaked: {
-        leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        LeakReport report{record_of(index), region_};
-        if (policy_ == LeakPolicy::kLog) leak_message = report.to_string();
-        leaks_.push_back(std::move(report));
+      case Resolution::kLeaked:
+        leak_message = store_leak_locked(index);
         break;
-      }
     }
     slot.live = false;
     owned_description.reset(std::exchange(slot.description.owned_, nullptr));

@@ -143,7 +143,14 @@ class ObligationDescription {
 
   // This description followed by " (<count>)", e.g. "semaphore permits (2)". On a literal the
   // text is built only when read back; on an owned text it is appended now.
-  ObligationDescription with_count(uint64_t count) &&;
+  ObligationDescription with_count(uint64_t count) && {
+    if (literal_ != nullptr && !has_count_) {  // the common case, kept inline
+      count_ = count;
+      has_count_ = true;
+      return std::move(*this);
+    }
+    return std::move(*this).with_count_slow(count);
+  }
 
   // The text, e.g. "mpsc slot" or "semaphore permits (2)".
   std::string to_string() const;
@@ -151,6 +158,7 @@ class ObligationDescription {
  private:
   friend class ObligationLedger;
   ObligationDescription() = default;  // the empty text (a free ledger slot)
+  ObligationDescription with_count_slow(uint64_t count) &&;
 
   // At most one of literal_ and owned_ is set. literal_: the text is the literal, plus
   // " (count_)" when has_count_. owned_: the text (a pointer, not a std::string member, so that
@@ -273,6 +281,8 @@ class ObligationLedger {
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
+  // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
+  std::optional<std::string> store_leak_locked(uint32_t index);
   absl::Status reject(ObligationId id, Resolution resolution) const;
   absl::Status admission_error(ObligationKind kind, const ObligationDescription& description,
                                SourceSite site, size_t pending) const;
