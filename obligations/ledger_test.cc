@@ -119,6 +119,53 @@ TEST(ObligationLedgerTest, DoubleResolveIsRejected) {
   EXPECT_TRUE(ledger.resolve(b, Resolution::kAborted).ok());
 }
 
+// The three forms of description read back the same text wherever a record is read: pending
+// records, leak reports and the admission error. A literal is not copied at record time; an
+// owned text is freed when its entry resolves (ASan's leak check covers the slot reuse below).
+TEST(ObligationLedgerTest, DescriptionFormsReadBackTheirText) {
+  ObligationLedger ledger(kRegion, LeakPolicy::kPanic, /*max_pending=*/5);
+  const auto record = [&ledger](ObligationDescription description) {
+    absl::StatusOr<ObligationId> id =
+        ledger.record(ObligationKind::kPermit, std::move(description), site(7));
+    EXPECT_TRUE(id.ok()) << id.status();
+    return id.value_or(ObligationId());
+  };
+  const ObligationId literal = record("mpsc slot");
+  const ObligationId counted = record(ObligationDescription("semaphore permits").with_count(2));
+  const ObligationId owned = record(std::string("row ") + "42");
+  const ObligationId owned_counted =
+      record(ObligationDescription(std::string("rows")).with_count(3));
+  const ObligationId twice = record(ObligationDescription("units").with_count(1).with_count(9));
+  EXPECT_THAT(
+      descriptions(ledger.pending_records()),
+      ElementsAre("mpsc slot", "semaphore permits (2)", "row 42", "rows (3)", "units (1) (9)"));
+
+  const absl::StatusOr<ObligationId> refused = ledger.record(
+      ObligationKind::kPermit, ObligationDescription("semaphore permits").with_count(7), site(8));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.status().message(), HasSubstr("'semaphore permits (7)'"));
+
+  EXPECT_TRUE(ledger.resolve(counted, Resolution::kLeaked).ok());
+  EXPECT_TRUE(ledger.resolve(owned, Resolution::kLeaked).ok());
+  ASSERT_EQ(ledger.leaks().size(), 2u);
+  EXPECT_EQ(ledger.leaks()[0].record.description, "semaphore permits (2)");
+  EXPECT_EQ(ledger.leaks()[1].record.description, "row 42");
+  EXPECT_THAT(ledger.leaks()[0].to_string(), HasSubstr("permit 'semaphore permits (2)'"));
+
+  // The freed slots are reused (most recent first) by entries of another form.
+  const ObligationId reuse_owned_slot = record("oneshot slot");
+  const ObligationId reuse_counted_slot = record(std::string("dynamic"));
+  EXPECT_EQ(reuse_owned_slot.index(), owned.index());
+  EXPECT_EQ(reuse_counted_slot.index(), counted.index());
+  EXPECT_THAT(descriptions(ledger.pending_records()),
+              ElementsAre("mpsc slot", "rows (3)", "units (1) (9)", "oneshot slot", "dynamic"));
+  for (ObligationId id : {literal, owned_counted, twice, reuse_owned_slot, reuse_counted_slot}) {
+    EXPECT_TRUE(ledger.resolve(id, Resolution::kCompleted).ok());
+  }
+  EXPECT_EQ(ledger.pending(), 0u);
+  EXPECT_EQ(ledger.completed(), 5u);
+}
+
 // SPEC 1.6: a stale id (its slot reused by a newer obligation) is rejected and does not resolve
 // the newer obligation.
 TEST(ObligationLedgerTest, StaleIdIsRejected) {
