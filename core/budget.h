@@ -35,9 +35,11 @@ namespace asupersync {
 struct Budget {
   static constexpr uint32_t kUnlimitedPolls = std::numeric_limits<uint32_t>::max();
 
+  // Ordered largest first (40 bytes rather than 48 with padding): a Budget is part of every
+  // spawned task's Cx, so of its record.
   std::optional<Time> deadline;
-  uint32_t poll_quota = kUnlimitedPolls;
   std::optional<uint64_t> cost_quota;
+  uint32_t poll_quota = kUnlimitedPolls;
   uint8_t priority = 0;
 
   // No deadline, unlimited polls and cost, priority 0: the identity of `meet`.
