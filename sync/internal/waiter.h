@@ -19,6 +19,12 @@
 //                                              // (true) or report it as success (false)
 //   void pass_on_locked(WakeList&);             // give an untaken grant to the next waiter
 //
+// and may provide
+//
+//   bool try_complete_unlocked();               // without the mutex: true if it took the
+//                                              // resource at once (granted, nothing queued);
+//                                              // false to go on with the locked steps
+//
 // and calls `abandon()` first thing in its destructor. `await_resume` starts with `settle()`.
 //
 // Thread-safety: `Waiter::state`, `status`, `amount` and `tag` are guarded by the primitive's
@@ -35,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -119,30 +126,44 @@ class WaiterList {
 // nothing.
 class WakeList {
  public:
-  WakeList() = default;
+  WakeList() {}
   WakeList(const WakeList&) = delete;
   WakeList& operator=(const WakeList&) = delete;
-  ~WakeList() { wake_all(); }
+  // Most lists stay empty (every fast path declares one): then this is two loads.
+  ~WakeList() {
+    if (inline_count_ != 0 || !overflow_.empty()) wake_all();
+  }
 
   void add(const internal::WaitNode& node) {
-    if (count_ < kInline) {
-      inline_[count_++] = internal::WakeToken(node);
+    if (inline_count_ < kInline) {
+      new (&inline_[inline_count_].token) internal::WakeToken(node);
+      ++inline_count_;
     } else {
       overflow_.emplace_back(node);
     }
   }
 
   void wake_all(Lane lane = Lane::kReady) {
-    for (size_t i = 0; i < count_; ++i) std::move(inline_[i]).wake(lane);
-    count_ = 0;
+    for (size_t i = 0; i < inline_count_; ++i) {
+      std::move(inline_[i].token).wake(lane);
+      inline_[i].token.~WakeToken();
+    }
+    inline_count_ = 0;
     for (internal::WakeToken& token : overflow_) std::move(token).wake(lane);
     overflow_.clear();
   }
 
  private:
   static constexpr size_t kInline = 4;
-  internal::WakeToken inline_[kInline];
-  size_t count_ = 0;
+  // Raw storage: only the first `inline_count_` slots hold a token (constructing and
+  // destroying four empty tokens per list cost more than the uncontended lock itself).
+  union Slot {
+    Slot() {}
+    ~Slot() {}
+    internal::WakeToken token;
+  };
+  Slot inline_[kInline];
+  size_t inline_count_ = 0;
   std::vector<internal::WakeToken> overflow_;
 };
 
@@ -212,6 +233,12 @@ class Awaiter : public Waiter {
       status = std::move(bad);
       set_state(WaitState::kRefused);
       return false;
+    }
+    if constexpr (requires(Derived & d) { d.try_complete_unlocked(); }) {
+      if (self.try_complete_unlocked()) {
+        set_state(WaitState::kGranted);
+        return false;
+      }
     }
     WakeList wakes;  // fired after the lock guards below are gone
     {
