@@ -21,9 +21,11 @@
 //
 // and may provide
 //
-//   bool try_complete_unlocked();               // without the mutex: true if it took the
+//   bool try_complete_unlocked();               // without the mutex, right after poll_cancel
+//                                              // and before precheck: true if it took the
 //                                              // resource at once (granted, nothing queued);
-//                                              // false to go on with the locked steps
+//                                              // false to go on (precheck, locked steps). It
+//                                              // must return false on input precheck refuses
 //
 // and calls `abandon()` first thing in its destructor. `await_resume` starts with `settle()`.
 //
@@ -221,7 +223,8 @@ class Awaiter : public Waiter {
   bool await_ready() const noexcept { return false; }
 
   // Steps of docs/wait_protocol.md: poll_cancel, bad input, fast path, ticket, register, park;
-  // not parked (a grant raced in, or a cancel is deliverable): withdraw if still queued.
+  // not parked (a grant raced in, or a cancel is deliverable): withdraw if still queued. A
+  // primitive with a lock-free fast path (try_complete_unlocked) tries it before bad input.
   bool await_suspend(std::coroutine_handle<> handle) {
     Derived& self = derived();
     if (absl::Status cancelled = cx_->poll_cancel(); !cancelled.ok()) {
@@ -229,16 +232,16 @@ class Awaiter : public Waiter {
       set_state(WaitState::kCancelled);
       return false;
     }
-    if (absl::Status bad = self.precheck(); !bad.ok()) {
-      status = std::move(bad);
-      set_state(WaitState::kRefused);
-      return false;
-    }
     if constexpr (requires(Derived & d) { d.try_complete_unlocked(); }) {
       if (self.try_complete_unlocked()) {
         set_state(WaitState::kGranted);
         return false;
       }
+    }
+    if (absl::Status bad = self.precheck(); !bad.ok()) {
+      status = std::move(bad);
+      set_state(WaitState::kRefused);
+      return false;
     }
     WakeList wakes;  // fired after the lock guards below are gone
     {
