@@ -8,7 +8,9 @@
 #   bench/run_sync_compare.sh                          REPS=3, both thread counts
 #   REPS=5 THREADS="2" SCENARIOS="mutex_contended" bench/run_sync_compare.sh
 #   N_MPSC=200000 N_LOCK=1000000 bench/run_sync_compare.sh
-#   SKIP_BUILD=1 bench/run_sync_compare.sh              reuse the binaries of the last run
+#   SKIP_BUILD=1 bench/run_sync_compare.sh              reuse the binaries of the last build
+#                                                     (BAZEL_BIN=bazel-out/k8-opt/bin also skips
+#                                                     `bazel info`, which waits for a running build)
 #
 # Environment: REPS (3), THREADS ("2 1": --threads 2 → asupersync_t2 vs tokio_mt2, --threads
 # 1 → asupersync_t1 vs tokio_ct), SCENARIOS (all six), N_MPSC (messages, 1,000,000), N_LOCK
@@ -40,8 +42,10 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 # Private copies, so that a later build (another config) cannot swap a binary mid-run.
 OURS="$WORK/sync_compare"
+# The opt output (bazel-bin points to whichever config was built last).
+BAZEL_BIN=${BAZEL_BIN:-$(bazel info --config=opt bazel-bin 2>/dev/null)}
 TOKIO="$WORK/tokio_sync"
-cp "$ROOT/bazel-bin/bench/sync_compare" "$OURS"
+cp "$BAZEL_BIN/bench/sync_compare" "$OURS"
 cp "$CARGO_TARGET_DIR/release/tokio_sync" "$TOKIO"
 
 {
