@@ -30,10 +30,12 @@
 // and calls `abandon()` first thing in its destructor. `await_resume` starts with `settle()`.
 //
 // Thread-safety: `Waiter::state`, `status`, `amount` and `tag` are guarded by the primitive's
-// mutex (state is an atomic only so that a destructor can see a final state without the lock).
-// Completers change a node only while it is queued; once it is granted or refused only the
-// waiting task touches it. Lifetime: a node lives in the awaiting coroutine's frame; its
-// destructor deregisters it (SPEC 4.5). Cancellation: see `settle()` and SPEC 8.
+// mutex while the node is queued. Completers change a node only while it is queued; once it is
+// granted, refused or withdrawn only the waiting task touches it, and reads it without the
+// lock (state is an atomic so that the destructor and `settle` can see a final state; the
+// wake or the rescheduling that resumes the task orders the completer's writes before). Lifetime: a
+// node lives in the awaiting coroutine's frame; its destructor deregisters it (SPEC 4.5).
+// Cancellation: see `settle()` and SPEC 8.
 
 #ifndef ASUPERSYNC_SYNC_INTERNAL_WAITER_H_
 #define ASUPERSYNC_SYNC_INTERNAL_WAITER_H_
@@ -183,8 +185,8 @@ enum class WaitState : uint8_t {
 // completer needs to know about it.
 class Waiter : public internal::WaitNode, public WaiterHook {
  public:
-  WaitState state() const { return state_.load(std::memory_order_relaxed); }
-  void set_state(WaitState state) { state_.store(state, std::memory_order_relaxed); }
+  WaitState state() const { return state_.load(std::memory_order_acquire); }
+  void set_state(WaitState state) { state_.store(state, std::memory_order_release); }
 
   // Grants the wait and takes a token to wake it after the lock (requires the lock; the node
   // is off the queue).
@@ -232,7 +234,8 @@ class Awaiter : public Waiter {
       set_state(WaitState::kCancelled);
       return false;
     }
-    if constexpr (requires(Derived & d) { d.try_complete_unlocked(); }) {
+    constexpr bool kHasLockFreeTry = requires(Derived & d) { d.try_complete_unlocked(); };
+    if constexpr (kHasLockFreeTry) {
       if (self.try_complete_unlocked()) {
         set_state(WaitState::kGranted);
         return false;
@@ -244,7 +247,10 @@ class Awaiter : public Waiter {
       return false;
     }
     WakeList wakes;  // fired after the lock guards below are gone
-    {
+    // The try without a ticket. A primitive whose lock-free try just failed is most likely
+    // held: it goes straight to the ticket (one lock per contended wait instead of two; the
+    // locked step below still completes a wait that became possible meanwhile).
+    if constexpr (!kHasLockFreeTry) {
       std::lock_guard<std::mutex> lock(self.wait_mutex());
       if (complete_locked(wakes)) return false;
     }
@@ -279,11 +285,13 @@ class Awaiter : public Waiter {
   //   kCancelled: `status` is the Cancelled status; nothing was consumed (a grant that raced
   //               with the cancel was passed on when the primitive says so).
   WaitState settle() {
-    WaitState state_now = state();
-    if (waited_) {
-      std::lock_guard<std::mutex> lock(derived().wait_mutex());
-      state_now = state();
-    }
+    // No lock needed once parked: the task runs again only after whatever ended the wait is
+    // done with the node, and that ordered its writes (state, status) before the resume: a
+    // completer grants or refuses under the lock and wakes the task after releasing it; a
+    // cancellation runs interrupt() (withdraw, under the lock) before it reschedules the task;
+    // a wait that did not park withdrew under the lock itself. Completers touch a node only
+    // while it is queued.
+    const WaitState state_now = state();
     switch (state_now) {
       case WaitState::kCancelled:
         if (status.ok()) status = cancel_status();
