@@ -16,7 +16,8 @@
 # 1 → asupersync_t1 vs tokio_ct), SCENARIOS (all six), N_MPSC (messages, 1,000,000), N_LOCK
 # (lock or acquire operations, 2,000,000), CARGO_TARGET_DIR (default
 # ${TMPDIR:-/tmp}/asupersync-tokio-sync-target), RUN_TIMEOUT (seconds per run, 120), OUT (the
-# raw lines; default a temporary file, kept and named at the end).
+# raw lines; default a temporary file, kept and named at the end), OURS_BIN (another
+# sync_compare binary to measure instead of the one just built, e.g. a copy from before a change).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 REPS=${REPS:-3}
@@ -45,7 +46,7 @@ OURS="$WORK/sync_compare"
 # The opt output (bazel-bin points to whichever config was built last).
 BAZEL_BIN=${BAZEL_BIN:-$(bazel info --config=opt bazel-bin 2>/dev/null)}
 TOKIO="$WORK/tokio_sync"
-cp "$BAZEL_BIN/bench/sync_compare" "$OURS"
+cp "${OURS_BIN:-$BAZEL_BIN/bench/sync_compare}" "$OURS"
 cp "$CARGO_TARGET_DIR/release/tokio_sync" "$TOKIO"
 
 {
