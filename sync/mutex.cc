@@ -3,6 +3,7 @@
 #include <exception>
 #include <utility>
 
+#include "sync/internal/observed_mutex.h"
 #include "sync/status.h"
 
 namespace asupersync {
@@ -10,7 +11,7 @@ namespace {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 absl::Status poisoned() {
   return poisoned_error(
@@ -73,9 +74,13 @@ absl::StatusOr<MutexGuard> Mutex::try_lock() {
   return absl::UnavailableError("Mutex: locked");
 }
 
-bool Mutex::is_locked() const { return (state_.load(std::memory_order_acquire) & kLocked) != 0; }
+bool Mutex::is_locked() const {
+  internal::observe_object_access(&mu_);
+  return (state_.load(std::memory_order_acquire) & kLocked) != 0;
+}
 
 bool Mutex::is_poisoned() const {
+  internal::observe_object_access(&mu_);
   return (state_.load(std::memory_order_acquire) & kPoisoned) != 0;
 }
 
@@ -110,7 +115,8 @@ void Mutex::unlock_locked(bool poison, WakeList& wakes) {
 
 void Mutex::unlock(bool poison) {
   if (!poison) {
-    uint32_t expected = kLocked;  // held, nobody waits
+    internal::observe_object_access(&mu_);  // the lab sees the fast unlock too
+    uint32_t expected = kLocked;            // held, nobody waits
     if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
                                        std::memory_order_relaxed)) {
       return;

@@ -45,6 +45,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -107,7 +108,7 @@ class Mutex {
 
    private:
     friend class sync_internal::Awaiter<LockAwaiter>;
-    std::mutex& wait_mutex() { return mutex_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return mutex_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
     bool try_complete_unlocked() { return mutex_->try_lock_fast(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
@@ -126,6 +127,8 @@ class Mutex {
   void unlock(bool poison);
   // Takes the lock if it is free, nobody waits and it is not poisoned (one CAS, no mu_).
   bool try_lock_fast() {
+    // Lock-free paths report to the lab by hand (the others take mu_, which reports itself).
+    internal::observe_object_access(&mu_);
     uint32_t expected = 0;
     return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                           std::memory_order_relaxed);
@@ -140,7 +143,7 @@ class Mutex {
   static constexpr uint32_t kWaiters = 2;
   static constexpr uint32_t kPoisoned = 4;
 
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   std::atomic<uint32_t> state_{0};
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };

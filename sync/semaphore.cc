@@ -7,13 +7,14 @@
 #include <utility>
 
 #include "sync/internal/obligation.h"
+#include "sync/internal/observed_mutex.h"
 
 namespace asupersync {
 namespace {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 absl::Status closed_error() {
   return absl::FailedPreconditionError("Semaphore: closed; it hands out no more permits");
@@ -114,6 +115,7 @@ Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) 
 }
 
 bool Semaphore::try_take_fast(uint64_t n) {
+  internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
   uint64_t state = state_.load(std::memory_order_relaxed);
   while ((state & (kWaiters | kClosed)) == 0 && units_of(state, kUnitShift) >= n) {
     if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
@@ -135,6 +137,7 @@ absl::StatusOr<SemaphorePermit> Semaphore::try_acquire(Cx& cx, size_t n, SourceS
 }
 
 void Semaphore::add_permits(size_t n) {
+  internal::observe_object_access(&mu_);
   uint64_t state = state_.load(std::memory_order_relaxed);
   while ((state & kWaiters) == 0) {
     const uint64_t units =
@@ -161,10 +164,12 @@ void Semaphore::close() {
 }
 
 bool Semaphore::is_closed() const {
+  internal::observe_object_access(&mu_);
   return (state_.load(std::memory_order_acquire) & kClosed) != 0;
 }
 
 size_t Semaphore::available_permits() const {
+  internal::observe_object_access(&mu_);
   return static_cast<size_t>(units_of(state_.load(std::memory_order_acquire), kUnitShift));
 }
 

@@ -51,6 +51,7 @@
 #include "core/source_site.h"
 #include "obligations/ledger.h"
 #include "obligations/typestate.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -136,7 +137,7 @@ class Semaphore {
 
    private:
     friend class sync_internal::Awaiter<AcquireAwaiter>;
-    std::mutex& wait_mutex() { return semaphore_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return semaphore_->mu_; }
     absl::Status precheck();
     // Runs before precheck: a grant made here is recorded by await_resume, whose ledger
     // refuses it (FailedPrecondition, units given back) in a closing region.
@@ -172,7 +173,7 @@ class Semaphore {
   static constexpr int kUnitShift = 2;
   static constexpr uint64_t kMaxUnits = ~uint64_t{0} >> kUnitShift;
 
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   std::atomic<uint64_t> state_;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };

@@ -7,7 +7,7 @@
 // How a primitive uses it: its awaiter derives from `Awaiter<Self>` and provides, all called
 // with the primitive's mutex held except `precheck`:
 //
-//   std::mutex& wait_mutex();
+//   sync_internal::ObservedMutex& wait_mutex();
 //   absl::Status precheck();                    // after poll_cancel: bad input (an invalid
 //                                              // handle, a closing region) is refused at once
 //   WaitState try_complete_locked(WakeList&);  // kGranted / kRefused (with `status` set) to end
@@ -54,6 +54,7 @@
 #include "core/cx.h"
 #include "core/executor.h"
 #include "core/internal/task_record.h"
+#include "sync/internal/observed_mutex.h"
 
 namespace asupersync::sync_internal {
 
@@ -251,12 +252,12 @@ class Awaiter : public Waiter {
     // held: it goes straight to the ticket (one lock per contended wait instead of two; the
     // locked step below still completes a wait that became possible meanwhile).
     if constexpr (!kHasLockFreeTry) {
-      std::lock_guard<std::mutex> lock(self.wait_mutex());
+      std::lock_guard<sync_internal::ObservedMutex> lock(self.wait_mutex());
       if (complete_locked(wakes)) return false;
     }
     internal::begin_wait(cx_->task_record(), *this);
     {
-      std::lock_guard<std::mutex> lock(self.wait_mutex());
+      std::lock_guard<sync_internal::ObservedMutex> lock(self.wait_mutex());
       if (complete_locked(wakes)) return false;
       self.enqueue_locked();
       set_state(WaitState::kQueued);
@@ -310,7 +311,7 @@ class Awaiter : public Waiter {
       absl::Status cancelled = cx_->poll_cancel();
       if (!cancelled.ok()) {
         WakeList wakes;
-        std::lock_guard<std::mutex> lock(derived().wait_mutex());
+        std::lock_guard<sync_internal::ObservedMutex> lock(derived().wait_mutex());
         derived().pass_on_locked(wakes);
         set_state(WaitState::kDone);
         status = std::move(cancelled);
@@ -329,7 +330,7 @@ class Awaiter : public Waiter {
     const WaitState state_now = state();
     if (state_now != WaitState::kQueued && state_now != WaitState::kGranted) return;
     WakeList wakes;
-    std::lock_guard<std::mutex> lock(derived().wait_mutex());
+    std::lock_guard<sync_internal::ObservedMutex> lock(derived().wait_mutex());
     if (state() == WaitState::kQueued) {
       derived().dequeue_locked(wakes);
       set_state(WaitState::kCancelled);
@@ -351,7 +352,7 @@ class Awaiter : public Waiter {
 
   void withdraw() {
     WakeList wakes;
-    std::lock_guard<std::mutex> lock(derived().wait_mutex());
+    std::lock_guard<sync_internal::ObservedMutex> lock(derived().wait_mutex());
     if (state() != WaitState::kQueued) return;  // a grant raced in: await_resume decides
     derived().dequeue_locked(wakes);
     set_state(WaitState::kCancelled);
