@@ -106,13 +106,18 @@ absl::Status Cx::poll_cancel() {
       return absl::OkStatus();
     }
   }
+  absl::Status acknowledged;  // OK: nothing delivered
   {
     std::lock_guard<internal::SpinLock> guard(task.lock);
     if (task.cancel.shield_depth() > 0) return absl::OkStatus();
     if (task.cancel.requested()) {
       task.cancel.acknowledge();
-      return task.cancel.delivery_status();  // shared, formatted once
+      acknowledged = task.cancel.delivery_status();  // shared, formatted once
     }
+  }
+  if (!acknowledged.ok()) {
+    region_->executor().on_runtime_event(RuntimeEvent::kCancelAcknowledged, &task, nullptr);
+    return acknowledged;
   }
   if (region_ == task.region || !region_->cancel_requested()) return absl::OkStatus();
   return region_->cancelled_status();
@@ -187,7 +192,10 @@ absl::Status register_spawned(Cx& parent, TaskRecord& child) {
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,
                              CancelKind kind) {
-  if (task.completed()) return;
+  if (task.completed()) {
+    task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
+    return;
+  }
   request_cancel(
       task,
       CancelReason(kind, task.region->id(), task.id, task.executor->now(), std::move(message)),

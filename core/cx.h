@@ -498,6 +498,9 @@ class TaskHandle {
       if (target_ == nullptr) {
         return Outcome<T>::Err(absl::FailedPreconditionError("join on an invalid TaskHandle"));
       }
+      // The lab orders this join against the target's completion and other joins (a join that
+      // found the target finished never parked, so no wake tells the lab about it).
+      target_->executor->on_runtime_event(RuntimeEvent::kJoinCompleted, target_, nullptr);
       if (cancelled_ || !early_.ok()) {
         absl::Status status = cancelled_ ? cx_->poll_cancel() : early_;
         return Outcome<T>::Cancelled(cancel_reason_of(status));

@@ -28,12 +28,33 @@
 
 namespace asupersync {
 
+class Region;
 namespace internal {
 class TaskRecord;
 }  // namespace internal
 
 // The three dispatch lanes, highest priority first (SPEC 6.2).
 enum class Lane : uint8_t { kCancel = 0, kTimed = 1, kReady = 2 };
+
+// What core reports through Executor::on_runtime_event: the runtime objects a step touches, so
+// that the lab can record them (exploration, oracles, traces). Each names the task or region it
+// concerns; events come from the thread running the step that caused them.
+enum class RuntimeEvent : uint8_t {
+  kRegionStateRead,        // region: a step read its state (admitting a spawn or a child region,
+                           // or a cancel that found it already finalizing or closed)
+  kRegionOpened,           // region: its body is about to run in `task` (the opening task)
+  kRegionStateChanged,     // region: state() changed (reported with the region's lock held)
+  kRegionCancelled,        // region: a cancel request reached it (reported with its lock held)
+  kFinalizerAdded,         // region: a finalizer was registered
+  kRegionClosed,           // region: Closed (close or abandon), before it detaches from its parent
+  kCancelRequested,        // task: request_cancel recorded a request for it (task not completed)
+  kCancelAfterCompletion,  // task: a request reached it after it completed (changes nothing)
+  kCancelAcknowledged,     // task: a cancellation point delivered its own request
+  kWakeAttempt,            // task: a waker tried to end its wait (internal::wake; stale or not)
+  kJoinWaitRemoved,        // task: a joiner was unlinked from its join list (target's lock held)
+  kJoinCompleted,          // task: a join of it returned (it read the task's completion and took
+                           // or was refused its outcome); reported from the joining step
+};
 
 // A timer registration, embedded in whatever waits (intrusive: adding a timer allocates
 // nothing). The executor calls fire() once when `deadline` is reached, unless the timer was
@@ -82,6 +103,9 @@ class Executor {
   // Observability hooks for tests and the lab's oracles; defaults do nothing.
   virtual void on_task_started(internal::TaskRecord& task) {}
   virtual void on_task_finished(internal::TaskRecord& task) {}
+  // See RuntimeEvent. An implementation must not take the region's lock from it (events marked
+  // "lock held" arrive under it) nor call back into the task's or region's mutators.
+  virtual void on_runtime_event(RuntimeEvent event, internal::TaskRecord* task, Region* region) {}
   // A cancelled task spent its cleanup budget in a region with EscalationPolicy::kWait: the
   // runtime keeps waiting for it and reports the stall here, once per task (SPEC 4.5).
   // `description` names the task, its region, the request and what it waits on.

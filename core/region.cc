@@ -14,6 +14,11 @@ namespace {
 
 using TaskGuard = std::lock_guard<internal::SpinLock>;
 
+// Tells the executor what a step did to `region` (RuntimeEvent; the lab records it).
+void report(Region& region, RuntimeEvent event, internal::TaskRecord* task = nullptr) {
+  region.executor().on_runtime_event(event, task, &region);
+}
+
 }  // namespace
 
 std::string_view region_state_name(RegionState state) {
@@ -62,6 +67,7 @@ RegionRef Region::create_root(Executor& executor, RegionOptions options,
 
 absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string name, RegionOptions options) {
   Region& parent = cx.region();
+  report(parent, RuntimeEvent::kRegionStateRead);
   std::lock_guard<RegionMutex> lock(parent.mutex_);
   if (parent.state() != RegionState::kOpen) {
     return region_closed_error("Region::open('" + name + "'): parent region '" + parent.name_ +
@@ -138,6 +144,7 @@ size_t Region::live_task_count() const {
 }
 
 absl::Status Region::admit_task(internal::TaskRecord* task) {
+  report(*this, RuntimeEvent::kRegionStateRead);
   std::lock_guard<RegionMutex> lock(mutex_);
   if (state() != RegionState::kOpen) {
     return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
@@ -193,13 +200,16 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome
 
 absl::Status Region::add_finalizer(std::function<void()> sync_finalizer,
                                    std::function<Task<void>(Cx&)> async_finalizer) {
-  std::lock_guard<RegionMutex> lock(mutex_);
-  const RegionState state = this->state();
-  if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
-    return absl::FailedPreconditionError("cx.defer: region '" + name_ + "' is already " +
-                                         std::string(region_state_name(state)));
+  {
+    std::lock_guard<RegionMutex> lock(mutex_);
+    const RegionState state = this->state();
+    if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
+      return absl::FailedPreconditionError("cx.defer: region '" + name_ + "' is already " +
+                                           std::string(region_state_name(state)));
+    }
+    finalizers_.push_back(Finalizer{std::move(sync_finalizer), std::move(async_finalizer)});
   }
-  finalizers_.push_back(Finalizer{std::move(sync_finalizer), std::move(async_finalizer)});
+  report(*this, RuntimeEvent::kFinalizerAdded);
   return absl::OkStatus();
 }
 
@@ -211,7 +221,10 @@ void Region::cancel(const CancelReason& reason, const Budget& cleanup) {
 void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
                            std::unique_lock<RegionMutex>& lock) {
   const RegionState state = this->state();
-  if (state == RegionState::kFinalizing || state == RegionState::kClosed) return;
+  if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
+    report(*this, RuntimeEvent::kRegionStateRead);
+    return;
+  }
   const bool internal_origin =
       reason.origin_region() == id_ &&
       (reason.kind() == CancelKind::kFailFast || reason.kind() == CancelKind::kParentCancelled);
@@ -228,8 +241,10 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
     }
     cleanup_budget_ = meet(cleanup_budget_, cleanup);
   }
+  report(*this, RuntimeEvent::kRegionCancelled);
   if (state == RegionState::kOpen) {
     state_.store(RegionState::kClosing, std::memory_order_release);
+    report(*this, RuntimeEvent::kRegionStateChanged);
     ledger_.close_admission();
   }
   // Tasks cannot leave the list while the lock is held (on_task_finished takes it), and
@@ -254,6 +269,7 @@ void Region::cancel_internal_locked(CancelKind kind, std::string message,
 }
 
 void Region::begin_body(internal::TaskRecord& task) {
+  report(*this, RuntimeEvent::kRegionOpened, &task);
   {
     std::lock_guard<RegionMutex> lock(mutex_);
     body_task_ = &task;
@@ -280,6 +296,7 @@ void Region::end_body(OutcomeKind kind) {
   body_task_ = nullptr;
   if (state() == RegionState::kOpen) {
     state_.store(RegionState::kClosing, std::memory_order_release);
+    report(*this, RuntimeEvent::kRegionStateChanged);
     ledger_.close_admission();
   }
   if (kind != OutcomeKind::kOk) {
@@ -291,6 +308,7 @@ void Region::end_body(OutcomeKind kind) {
                            "the region body returned; cancel_children_on_exit is set", lock);
   }
   state_.store(RegionState::kDraining, std::memory_order_release);
+  report(*this, RuntimeEvent::kRegionStateChanged);
 }
 
 Region::CloseAwaiter Region::wait_for_children(Cx& cx) { return CloseAwaiter(this, &cx); }
@@ -339,6 +357,7 @@ Task<void> Region::run_finalizers(Cx& cx) {
   {
     std::lock_guard<RegionMutex> lock(mutex_);
     state_.store(RegionState::kFinalizing, std::memory_order_release);
+    report(*this, RuntimeEvent::kRegionStateChanged);
   }
   // Finalizers run shielded (SPEC 3.6, 4.4); the shield is released at the end.
   absl::StatusOr<ShieldGuard> shield = cx.shield();
@@ -391,11 +410,13 @@ Outcome<void> Region::close() {
       invariant_violated("region '" + name_ + "' closing while not quiescent");
     }
     state_.store(RegionState::kClosed, std::memory_order_release);
+    report(*this, RuntimeEvent::kRegionStateChanged);
     outcome = std::move(children_outcome_);
     if (cancelled_externally_) {
       outcome = join(std::move(outcome), Outcome<void>::Cancelled(cancel_reason_));
     }
   }
+  report(*this, RuntimeEvent::kRegionClosed);
   if (ledger_.policy() == LeakPolicy::kPanic && ledger_.leaked() > 0) {
     for (const LeakReport& leak : ledger_.leaks()) {
       outcome =
@@ -415,7 +436,9 @@ void Region::abandon() {
     }
     body_task_ = nullptr;
     state_.store(RegionState::kClosed, std::memory_order_release);
+    report(*this, RuntimeEvent::kRegionStateChanged);
   }
+  report(*this, RuntimeEvent::kRegionClosed);
   leave_body_chain();
   detach_from_parent();
 }

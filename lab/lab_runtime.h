@@ -1,23 +1,42 @@
-// LabRuntime: the deterministic single-threaded runtime (SPEC 11.1).
+// LabRuntime: the deterministic single-threaded runtime (SPEC 11).
 //
 // Runs a program — `rt.run([](Cx& cx) -> Task<T> {...})` — to completion on one thread with
-// virtual time. At each step it dispatches one runnable task from the highest non-empty lane
-// (cancel > timed > ready, SPEC 6.2); within the lane the choice is drawn from a seeded
-// generator (or FIFO with `randomize = false`). When every task is blocked, virtual time jumps
+// virtual time. At each step it dispatches one runnable task; which one is a *choice point*:
+//   - LanePolicy::kStrict (the default of a plain LabRuntime): only the highest non-empty lane
+//     competes (cancel > timed > ready, SPEC 6.2), i.e. what one worker would do;
+//   - LanePolicy::kAnyRunnable (what lab::Explore uses): every runnable task competes, i.e. the
+//     interleavings N workers could produce.
+// The choice comes from a seeded generator (`randomize`), FIFO order, or an exploration strategy
+// (random, PCT, DPOR, replay; see lab/explore.h). When every task is blocked, virtual time jumps
 // to the next timer; when no timer is pending either, the run is a deadlock: the report names
-// every task and what it waits on, the blocked tasks are destroyed (kDestroy, so every awaiter
-// deregisters) and the outcome is Err(FailedPrecondition) carrying the report.
+// every task and what it waits on (and calls out lost wake-ups), the blocked tasks are destroyed
+// (kDestroy, so every awaiter deregisters) and the outcome is Err(FailedPrecondition). A run
+// that exceeds `max_steps` is a livelock: it is reported, the tree is cancelled (Shutdown) and
+// drained.
 //
-// Same seed and options ⇒ same schedule, same trace hash and same outcomes: the runtime reads
-// no wall clock, and every choice comes from the seed.
+// Determinism: same seed and options ⇒ same schedule, same trace (events and hash), same
+// outcomes. The runtime reads no wall clock, draws every choice from the seed, and iterates only
+// over containers ordered by its own deterministic indices (never by address or hash).
 //
-// After each run the oracles are checked (SPEC 11.3 subset): no task outlives its region,
-// the root region is quiescent, every spawned task finished exactly once. Violations are
-// listed in `report().violations`.
+// Oracles (SPEC 11.3), checked while the run goes and after it: no task outlives its region,
+// every closed region is quiescent, no leaked obligation, finalizers ran exactly once, legal
+// cancel-protocol transitions (task: request → acknowledge → Cancelled outcome; region states
+// only move forward), no lost wake-up, deadlock detection, no use of a lab::Tracked after its
+// scope ended, injected stale wakes ignored. Violations are listed in `report().violations`
+// ("oracle: message") and `report().oracle_violations`.
+//
+// Fault injection (SPEC 11.4) through `LabOptions::faults`: cancellation at the k-th await of a
+// target task or at random awaits, extra virtual time before a dispatch or a timer, stale wakes
+// (which the wait protocol must ignore), poll-quota exhaustion.
 //
 // Thread-safety: a LabRuntime and everything running on it belong to the thread that calls
-// run(). Lifetime: run() returns only after the root region is Closed.
-// Cancellation contract: see Cx and Region; the lab adds nothing.
+// run(). While run() executes, LabRuntime::current() on that thread is this runtime (used by
+// lab::Tracked and lab::check; nested runs restore the outer one).
+// Lifetime: run() returns only after the root region is Closed; a runtime may run() again
+// (each run starts from a fresh root region, a fresh trace and the seed's first draw; task and
+// region ids continue from the previous run).
+// Cancellation contract: see Cx and Region; the lab adds the injected requests above, which
+// follow the same protocol as any other request.
 
 #ifndef ASUPERSYNC_LAB_LAB_RUNTIME_H_
 #define ASUPERSYNC_LAB_LAB_RUNTIME_H_
@@ -26,24 +45,96 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "core/cx.h"
 #include "core/executor.h"
+#include "core/internal/object_observer.h"
 #include "core/region.h"
+#include "core/source_site.h"
 #include "core/task.h"
+#include "lab/trace.h"
 
 namespace asupersync::lab {
 
+class LabRuntime;
+class TrackedBase;
+
+namespace internal {
+
+// The lab's pseudo-random generator (SplitMix64): advances `state` and returns the next value.
+// Every random choice of the lab and of the exploration strategies draws from it.
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+class ScheduleStrategy;
+class LogicalIds;
+}  // namespace internal
+
+// Which runnable tasks compete at a choice point (see the file comment).
+enum class LanePolicy : uint8_t { kStrict, kAnyRunnable };
+
+// Fault injection (SPEC 11.4). Every decision is drawn from the run's seed.
+struct FaultOptions {
+  // The tasks faults apply to, by name; empty: every task except the lab's own driver task.
+  std::string target;
+  // Systematic cancellation: each target task is cancelled (kUser, "injected") when it is
+  // dispatched after its `cancel_at_await`-th await (a suspension). 0: off.
+  uint32_t cancel_at_await = 0;
+  // Random cancellation: at each await of a target, with this probability.
+  double cancel_probability = 0.0;
+  // Delays: with this probability a dispatch is postponed, or a timer fires late, by up to
+  // `max_delay` of virtual time.
+  double delay_probability = 0.0;
+  Duration max_delay = Duration::Milliseconds(1);
+  // Before every step, one parked task gets a wake with a stale ticket; the wait protocol must
+  // ignore it (oracle "stale_wake").
+  bool stale_wakes = false;
+  // Budget exhaustion: a target that has been polled this often gets a PollQuota cancel.
+  std::optional<uint32_t> poll_quota;
+
+  bool any() const {
+    return cancel_at_await > 0 || cancel_probability > 0 || delay_probability > 0 || stale_wakes ||
+           poll_quota.has_value();
+  }
+};
+
 struct LabOptions {
   uint64_t seed = 0;
-  // Draw the next task at random within its lane; false: FIFO.
+  // Draw the next task at random among the competing ones; false: FIFO. Ignored when an
+  // exploration strategy is set.
   bool randomize = true;
-  // Abort the run as a livelock after this many dispatches.
+  // A run with more dispatches is a livelock (reported, then torn down).
   uint64_t max_steps = 50'000'000;
   LeakPolicy leak_policy = LeakPolicy::kPanic;
+  LanePolicy lanes = LanePolicy::kStrict;
+  FaultOptions faults;
+  // Region-close, cancel-protocol, lost-wake-up and scope oracles (the end-of-run quiescence
+  // checks and deadlock detection always run).
+  bool oracles = true;
+  // Events kept for failure reports; `full_trace` keeps all (for Chrome export).
+  size_t trace_tail = 32;
+  bool full_trace = false;
+
+  // Set by lab::Explore. Not owned; must outlive run().
+  internal::ScheduleStrategy* strategy = nullptr;
+  internal::LogicalIds* logical_ids = nullptr;
+  // Record each step's footprint (DPOR).
+  bool record_steps = false;
+};
+
+struct Violation {
+  std::string oracle;  // e.g. "obligation_leak", "lost_wakeup", "cancel_protocol"
+  std::string message;
 };
 
 struct LabReport {
@@ -51,18 +142,125 @@ struct LabReport {
   uint64_t tasks_started = 0;
   uint64_t tasks_finished = 0;
   Time end_time = Time::Epoch();
-  // A 64-bit hash of the dispatch sequence (task ids, lanes, virtual times): same seed and
-  // options, same hash. Compare it between runs of one build; its values are not stable across
-  // versions of the lab.
+  // A 64-bit hash of every trace event of the run (dispatches, spawns, wakes, reads and writes,
+  // transitions, time): same seed and options, same hash. Compare it between runs of one build;
+  // its values are not stable across versions of the lab.
   uint64_t trace_hash = 0;
+  uint64_t trace_events = 0;
   bool deadlocked = false;
   std::string deadlock_report;
+  bool livelock = false;
+  // "oracle: message" for each violation (see oracle_violations for the parts).
   std::vector<std::string> violations;
+  std::vector<Violation> oracle_violations;
   // Cleanup stalls reported under EscalationPolicy::kWait (SPEC 4.5), in order.
   std::vector<std::string> stalls;
+  // Failed lab::check calls ("what (file:line)").
+  std::vector<std::string> check_failures;
+  // The choices made at points with more than one competitor (candidate indexes), in order.
+  std::vector<uint32_t> choices;
+  uint64_t faults_injected = 0;
+  // Systematic cancellation: some target reached its cancel_at_await-th await.
+  bool cancel_point_reached = false;
+  // The exploration strategy could not continue (DPOR: every runnable task was in the sleep
+  // set); the rest of the run was scheduled FIFO and its verdict does not count.
+  bool sleep_blocked = false;
+  // The forced schedule did not match the program (replay of a different scenario or options).
+  std::string divergence;
 };
 
-class LabRuntime final : public Executor {
+namespace internal {
+
+// What a step does to a runtime object, for DPOR's dependence relation: two accesses to one
+// object conflict unless both are reads or both are updates (commutative, e.g. admissions);
+// acquire/release carry happens-before without ever conflicting.
+enum class AccessKind : uint8_t { kRead, kUpdate, kWrite, kAcquire, kRelease };
+
+enum class ObjectType : uint8_t {
+  kTracked = 1,       // a lab::Tracked variable
+  kTaskCancel,        // a task's cancel state: every step of the task reads it; a request and
+                      // the task's completion write it; a request after completion reads it
+  kTaskWait,          // who ends a task's current wait: wake attempts and cancel requests write it
+  kTaskJoiners,       // a task's join list: unlinking a joiner and the completion write it
+  kRegionState,       // a region's state (admission reads it, transitions write it)
+  kRegionFinalizers,  // a region's finalizer list
+  kRegionQuiescence,  // completions release it, close acquires it
+  kClock,             // virtual time: every step reads it, a time advance writes it
+  kEntropy,           // the Random capability's generator
+  kSyncObject,        // a channel, lock, ... of //sync (every operation writes it; reported
+                      // through core/internal/object_observer.h)
+};
+
+inline uint64_t object_key(ObjectType type, uint32_t id) {
+  return (static_cast<uint64_t>(type) << 56) | id;
+}
+
+struct Access {
+  uint64_t object = 0;
+  AccessKind kind = AccessKind::kRead;
+  // Position within its step (the earliest, when several accesses to one object merged).
+  uint32_t order = 0;
+  friend bool operator==(const Access&, const Access&) = default;
+};
+
+inline constexpr uint32_t kNoLid = 0xffffffffu;
+
+// One step (a dispatch until the task suspends or completes) or one barrier (a time advance or
+// work done outside any step), as DPOR sees it.
+struct StepRecord {
+  uint32_t lid = kNoLid;           // the task's logical id; kNoLid for a barrier
+  std::vector<uint32_t> enabled;   // logical ids of the competitors (choice order); steps only
+  uint32_t chosen = 0;             // index into `enabled`
+  std::vector<Access> accesses;    // sorted by object, one per object (strongest kind)
+  std::vector<uint32_t> enablers;  // earlier records whose spawn or wake made this step possible
+  bool barrier() const { return lid == kNoLid; }
+};
+
+// Logical identities that stay the same across the runs of one exploration: a task is "the
+// k-th task spawned by task P" (the driver has no parent), a region "the k-th region opened by
+// task P", a tracked object "the k-th one created by task P". Runtime ids (allocation order)
+// would differ between interleavings.
+class LogicalIds {
+ public:
+  uint32_t task(uint32_t parent, uint32_t ordinal) { return lookup(tasks_, parent, ordinal); }
+  uint32_t region(uint32_t creator, uint32_t ordinal) { return lookup(regions_, creator, ordinal); }
+  uint32_t object(uint32_t creator, uint32_t ordinal) { return lookup(objects_, creator, ordinal); }
+  size_t task_count() const { return tasks_.size(); }
+
+ private:
+  using Table = std::map<std::pair<uint32_t, uint32_t>, uint32_t>;
+  static uint32_t lookup(Table& table, uint32_t parent, uint32_t ordinal) {
+    auto [it, inserted] =
+        table.emplace(std::make_pair(parent, ordinal), static_cast<uint32_t>(table.size()));
+    return it->second;
+  }
+  Table tasks_;
+  Table regions_;
+  Table objects_;
+};
+
+struct Candidate {
+  asupersync::internal::TaskRecord* task;
+  uint32_t lid;
+};
+
+// Chooses the next task at each choice point (random, PCT, DPOR, replay: lab/explore.cc).
+class ScheduleStrategy {
+ public:
+  static constexpr size_t kSleepBlocked = ~size_t{0};
+  virtual ~ScheduleStrategy() = default;
+  // A task appeared (its first schedule).
+  virtual void on_task_created(uint32_t lid) {}
+  // `candidates` (at least one) in a deterministic order; `step` is the dispatch count so far.
+  // Returns an index, or kSleepBlocked.
+  virtual size_t choose(std::span<const Candidate> candidates, uint64_t step) = 0;
+  // A step or barrier finished (with record_steps).
+  virtual void on_step_recorded(const StepRecord& record) {}
+};
+
+}  // namespace internal
+
+class LabRuntime final : public Executor, private asupersync::internal::ObjectObserver {
  public:
   explicit LabRuntime(LabOptions options = {});
   ~LabRuntime() override;
@@ -75,26 +273,118 @@ class LabRuntime final : public Executor {
   auto run(F main) -> Outcome<typename std::invoke_result_t<F&, Cx&>::value_type>;
 
   const LabReport& report() const { return report_; }
+  const TraceRecorder& trace() const { return trace_; }
+  // The steps of the last run (with record_steps).
+  const std::vector<internal::StepRecord>& steps() const { return steps_; }
+  std::vector<internal::StepRecord> take_steps() { return std::move(steps_); }
+
+  // The runtime running on this thread, or null.
+  static LabRuntime* current();
+  // Increments with every run() of this runtime.
+  uint64_t run_id() const { return run_id_; }
 
   // Executor.
-  void schedule(internal::TaskRecord& task, Lane lane) override;
-  void promote_to_cancel_lane(internal::TaskRecord& task) override;
+  void schedule(asupersync::internal::TaskRecord& task, Lane lane) override;
+  void promote_to_cancel_lane(asupersync::internal::TaskRecord& task) override;
   Time now() const override { return now_; }
   void add_timer(TimerNode& node) override;
   void remove_timer(TimerNode& node) override;
   uint64_t next_random() override;
-  void on_task_started(internal::TaskRecord& task) override;
-  void on_task_finished(internal::TaskRecord& task) override;
-  void on_cleanup_stalled(internal::TaskRecord& task, const std::string& description) override;
+  void on_task_started(asupersync::internal::TaskRecord& task) override;
+  void on_task_finished(asupersync::internal::TaskRecord& task) override;
+  void on_cleanup_stalled(asupersync::internal::TaskRecord& task,
+                          const std::string& description) override;
+  void on_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
+                        Region* region) override;
+
+  // --- For lab::Tracked and lab::check ----------------------------------------------------------
+  // Registers a tracked object created now; returns its per-run index (0 if the creation is
+  // outside any task: then accesses are reported as a violation).
+  uint32_t register_object(TrackedBase& object, std::string_view name);
+  // `referenced`: the object handed out TrackedRefs, so its destruction is a write (a later use
+  // through a ref conflicts with it). Otherwise its lifetime is C++ ownership's business (e.g. a
+  // shared_ptr whose last owner is whichever task finishes last) and not an event.
+  void unregister_object(uint32_t index, bool referenced);
+  TrackedBase* object_at(uint32_t index) const;
+  void on_object_access(uint32_t index, internal::AccessKind kind, bool has_value, int64_t value);
+  // A waiter was unlinked from object `index` (an interrupted or destroyed wait): its waiter
+  // list changed, which a store reads (an access, not a trace event).
+  void on_object_waiters_changed(uint32_t index);
+  // A lab::TrackedRef used after its object was destroyed (oracle "use_after_scope").
+  void on_dangling_access(uint32_t index, std::string_view operation);
+  void record_check_failure(std::string_view what, SourceSite site);
+  void record_violation(std::string_view oracle, std::string message);
+  // The task running the current step, or null.
+  asupersync::internal::TaskRecord* running_task() const { return current_; }
 
  private:
+  // ObjectObserver: operations on //sync objects (DPOR accesses; see ObjectType::kSyncObject).
+  void on_object_created(const void* object) override;
+  // The logical id of an object created now (by the running task, or outside any task).
+  uint32_t next_object_lid();
+  void on_object_access(const void* object) override;
+  void on_object_destroyed(const void* object) override;
+
+  struct TaskInfo {
+    asupersync::internal::TaskRecord* record = nullptr;  // valid while `live`
+    uint32_t lid = internal::kNoLid;
+    uint32_t spawns = 0;
+    uint32_t regions = 0;
+    uint32_t objects = 0;
+    uint32_t dispatches = 0;
+    bool known = false;
+    bool live = false;
+    bool delayed = false;
+    bool cancel_seen = false;
+    bool acknowledge_traced = false;
+    bool fault_cancelled = false;
+    bool quota_cancelled = false;
+    bool target = false;
+    int64_t pending_enabler = -1;
+  };
+  struct RegionInfo {
+    uint32_t rlid = internal::kNoLid;
+    uint32_t parent = 0;  // region index
+    uint32_t creator_lid = internal::kNoLid;
+    uint32_t finalizers_added = 0;
+    RegionState last_state = RegionState::kOpen;
+    bool known = false;
+  };
+  struct CandidateSlot {
+    asupersync::internal::TaskRecord* task;
+    int queue;  // -1 - bucket index for the cancel lane, else the lane
+    size_t position;
+  };
+
+  void begin_run();
+  void end_run();
   // Dispatches until `driver` finished and nothing is runnable or timed; on a deadlock fills
   // the report and destroys the blocked tasks.
-  void drive(internal::TaskRecord& driver);
-  internal::TaskRecord* pick();
-  bool fire_next_timers();
-  void check_oracles(const internal::TaskRecord& driver);
-  void mix(uint64_t value);
+  void drive(asupersync::internal::TaskRecord& driver);
+  asupersync::internal::TaskRecord* pick();
+  void collect_candidates();
+  asupersync::internal::TaskRecord* take_candidate(size_t index);
+  bool advance_time();
+  void tear_down_deadlock();
+  void diagnose_stall();
+  void check_oracles();
+  void check_region_closed(Region& region, RegionInfo& info);
+  void inject_before_dispatch(asupersync::internal::TaskRecord& task, TaskInfo& info);
+  void inject_stale_wake();
+  bool roll(double probability);
+  int64_t random_delay();
+
+  TaskInfo& info_of(const asupersync::internal::TaskRecord& task);
+  RegionInfo& info_of(const Region& region);
+  uint32_t current_lid() const;
+  uint32_t current_index() const;
+  void trace(TraceKind kind, uint32_t task, uint32_t other = 0, uint8_t aux = 0,
+             std::optional<int64_t> value = std::nullopt);
+  void access(uint64_t object, internal::AccessKind kind);
+  // The record receiving accesses now: the running step's, else a barrier record.
+  internal::StepRecord* current_record();
+  int64_t current_record_index();
+  void finish_record();
 
   // The cancel lane: one FIFO bucket per cleanup priority, highest priority first (SPEC 6.2).
   // Within a bucket, tasks keep their order of arrival in the lane, so the k-th task of the
@@ -103,38 +393,86 @@ class LabRuntime final : public Executor {
   // priority.
   struct CancelBucket {
     uint8_t priority;
-    std::deque<internal::TaskRecord*> tasks;
+    std::deque<asupersync::internal::TaskRecord*> tasks;
   };
-  void push_cancel(internal::TaskRecord& task);
+  void push_cancel(asupersync::internal::TaskRecord& task);
   // A repeated request can raise the cleanup priority of a task already in the cancel lane:
   // move it to its new bucket, at its place by arrival.
-  void rebucket_cancel(internal::TaskRecord& task);
-  std::deque<internal::TaskRecord*>& cancel_bucket(uint8_t priority);
+  void rebucket_cancel(asupersync::internal::TaskRecord& task);
+  std::deque<asupersync::internal::TaskRecord*>& cancel_bucket(uint8_t priority);
+  void enqueue(asupersync::internal::TaskRecord& task, Lane lane);
 
   LabOptions options_;
   uint64_t rng_state_;
+  uint64_t entropy_state_;
+  uint64_t fault_state_;
   Time now_ = Time::Epoch();
   // Indexed by Lane; lanes_[kCancel] is unused (see cancel_buckets_).
-  std::deque<internal::TaskRecord*> lanes_[3];
+  std::deque<asupersync::internal::TaskRecord*> lanes_[3];
   std::vector<CancelBucket> cancel_buckets_;  // by priority, descending; empty ones are kept
   size_t cancel_queued_ = 0;
   uint64_t cancel_arrivals_ = 0;
   std::map<std::pair<int64_t, uint64_t>, TimerNode*> timers_;
+  std::map<uint64_t, int64_t> delayed_timer_due_;  // timer slot -> due, for delayed timers
   uint64_t timer_sequence_ = 0;
+  // Dispatches postponed by fault injection: (due, sequence) -> task (holding its queue ref).
+  std::map<std::pair<int64_t, uint64_t>, asupersync::internal::TaskRecord*> delayed_tasks_;
+  uint64_t delay_sequence_ = 0;
   RegionRef root_;
+  asupersync::internal::TaskRecord* driver_ = nullptr;
   LabReport report_;
+  TraceRecorder trace_;
+
+  std::vector<TaskInfo> tasks_;      // by TaskId index
+  std::vector<RegionInfo> regions_;  // by RegionId index
+  std::vector<TrackedBase*> objects_;
+  std::vector<uint32_t> object_lids_;
+  std::unique_ptr<internal::LogicalIds> own_ids_;
+  internal::LogicalIds* ids_ = nullptr;
+  std::vector<CandidateSlot> candidates_;
+  std::vector<internal::Candidate> strategy_candidates_;
+  asupersync::internal::TaskRecord* current_ = nullptr;
+  bool recording_ = false;
+  std::vector<internal::StepRecord> steps_;
+  int64_t open_record_ = -1;
+  uint32_t external_objects_ = 0;
+  uint32_t external_spawns_ = 0;
+  uint32_t external_regions_ = 0;
+  std::vector<std::string> object_names_;
+  uint64_t run_id_ = 0;
+  uint64_t hard_step_limit_ = 0;
+  bool fifo_after_block_ = false;
+  Lane dispatch_lane_ = Lane::kReady;
+  std::vector<uint32_t> pending_enabled_;
+  uint32_t pending_chosen_ = 0;
+  uint64_t stale_cursor_ = 0;
+  bool injecting_ = false;  // stale-wake injection: not part of any step
+  LabRuntime* previous_current_ = nullptr;
+  asupersync::internal::ObjectObserver* previous_object_observer_ = nullptr;
+  // Objects of //sync seen in this run: address -> logical id ("the k-th object created by task
+  // P", the same in every interleaving; an object created before the run is numbered when first
+  // touched). Only looked up, never iterated; an entry goes when its object is destroyed.
+  std::unordered_map<const void*, uint32_t> sync_objects_;
 };
+
+// Records a failed expectation in the lab run on this thread: the run fails with `what` and the
+// call site (Explore reports it with the replay string). Outside a lab run it prints to stderr.
+// Returns `condition`, so `if (!lab::check(x == 1, "x is 1")) co_return;` reads naturally.
+bool check(bool condition, std::string_view what, SourceSite site = SourceSite::current());
 
 template <typename F>
 auto LabRuntime::run(F main) -> Outcome<typename std::invoke_result_t<F&, Cx&>::value_type> {
   using T = typename std::invoke_result_t<F&, Cx&>::value_type;
-  report_ = LabReport{};
+  begin_run();
   root_ = Region::create_root(*this, RegionOptions{}, options_.leak_policy);
   Cx root_cx(nullptr, root_.get(), Capabilities::All(), Budget::Infinite());
   auto driver = root_cx.spawn("main", [main = std::move(main)](Cx& cx) mutable -> Task<Outcome<T>> {
     co_return co_await Region::open(cx, "main", std::move(main));
   });
-  if (!driver.ok()) return Outcome<T>::Err(driver.status());
+  if (!driver.ok()) {
+    end_run();
+    return Outcome<T>::Err(driver.status());
+  }
   drive(driver->runtime_record());
   std::optional<Outcome<Outcome<T>>> result = driver->try_take();
   root_.reset();

@@ -1,4 +1,5 @@
 #include "sync/barrier.h"
+#include "sync/internal/observed_mutex.h"
 
 #include <algorithm>
 
@@ -7,7 +8,7 @@ namespace {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 }  // namespace
 

@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -65,7 +66,7 @@ class Barrier {
 
    private:
     friend class sync_internal::Awaiter<WaitAwaiter>;
-    std::mutex& wait_mutex() { return barrier_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return barrier_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
     void enqueue_locked() { barrier_->waiters_.push_back(this); }
@@ -80,7 +81,7 @@ class Barrier {
 
  private:
   const size_t parties_;
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   uint64_t generation_ = 0;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };

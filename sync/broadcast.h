@@ -47,6 +47,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 #include "sync/status.h"
 
@@ -64,7 +65,7 @@ namespace broadcast_internal {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 inline absl::Status invalid_handle(const char* what) {
   return absl::FailedPreconditionError(std::string(what) +
@@ -136,7 +137,7 @@ class Channel {
   }
 
   const size_t capacity;
-  mutable std::mutex mu;
+  mutable sync_internal::ObservedMutex mu;
   std::vector<std::optional<T>> ring;
   uint64_t next_seq = 0;  // sequence number of the next value sent
   size_t senders = 1;
@@ -169,7 +170,7 @@ class [[nodiscard]] RecvAwaiter final : public sync_internal::Awaiter<RecvAwaite
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     return channel_ == nullptr ? invalid_handle("broadcast recv") : absl::OkStatus();
   }

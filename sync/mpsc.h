@@ -68,6 +68,7 @@
 #include "core/source_site.h"
 #include "obligations/permit.h"
 #include "sync/internal/obligation.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 #include "sync/status.h"
 
@@ -98,7 +99,7 @@ namespace mpsc_internal {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 inline absl::Status closed_error() {
   return channel_closed_error(
@@ -283,7 +284,7 @@ class Channel final : public PermitSink<T> {
   }
 
   const size_t capacity;
-  mutable std::mutex mu;
+  mutable sync_internal::ObservedMutex mu;
   std::deque<T> queue;
   size_t reserved = 0;
   size_t senders = 1;
@@ -317,7 +318,7 @@ class [[nodiscard]] ReserveAwaiter final : public sync_internal::Awaiter<Reserve
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     if (channel_ == nullptr) return invalid_handle("mpsc reserve");
     return sync_internal::check_admission(this->cx(), "mpsc reserve");
@@ -365,7 +366,7 @@ class [[nodiscard]] SendAwaiter final : public sync_internal::Awaiter<SendAwaite
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     return channel_ == nullptr ? invalid_handle("mpsc send") : absl::OkStatus();
   }
@@ -417,7 +418,7 @@ class [[nodiscard]] RecvAwaiter final : public sync_internal::Awaiter<RecvAwaite
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     return channel_ == nullptr ? invalid_handle("mpsc recv") : absl::OkStatus();
   }

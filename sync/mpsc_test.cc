@@ -142,7 +142,7 @@ TEST(MpscTest, AbortedPermitFreesSlotAndDeliversNothing) {
 // SPEC 8.1, 5.3: a leaked permit frees its slot, delivers nothing, and is reported with its
 // acquire site (kPanic in the lab: the region's outcome is Panicked).
 TEST(MpscTest, LeakedPermitFreesSlotAndIsReported) {
-  auto outcome = sync_testing::run_lab(4, [](Cx& cx) -> Task<void> {
+  auto outcome = sync_testing::run_lab_with_leak(4, [](Cx& cx) -> Task<void> {
     IntChannel channel = make_channel(1);
     mpsc::Sender<int>* tx = &channel.first;
     auto leaky = Region::open(cx, "leaky", [tx](Cx& cx) -> Task<void> {

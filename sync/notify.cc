@@ -1,11 +1,12 @@
 #include "sync/notify.h"
+#include "sync/internal/observed_mutex.h"
 
 namespace asupersync {
 namespace {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 }  // namespace
 

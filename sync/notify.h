@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -59,7 +60,7 @@ class Notify {
 
    private:
     friend class sync_internal::Awaiter<NotifiedAwaiter>;
-    std::mutex& wait_mutex() { return notify_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return notify_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
     void enqueue_locked() { notify_->waiters_.push_back(this); }
@@ -77,7 +78,7 @@ class Notify {
 
   void notify_one_locked(sync_internal::WakeList& wakes);
 
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   bool permit_ = false;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };

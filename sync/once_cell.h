@@ -46,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "core/cx.h"
 #include "core/task.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -62,7 +63,7 @@ class OnceCell {
   OnceCell(const OnceCell&) = delete;
   OnceCell& operator=(const OnceCell&) = delete;
   ~OnceCell() {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<sync_internal::ObservedMutex> lock(mu_);
     if (!waiters_.empty())
       internal::invariant_violated("OnceCell destroyed while tasks wait on it");
     if (phase_ == Phase::kInitializing) {
@@ -71,13 +72,17 @@ class OnceCell {
   }
 
   // The value, or null if not initialized yet. Never waits.
-  const T* get() const { return ready_.load(std::memory_order_acquire) ? &*value_ : nullptr; }
+  const T* get() const {
+    // Lock-free, so report the access to the lab by hand (every other path takes mu_).
+    internal::observe_object_access(&mu_);
+    return ready_.load(std::memory_order_acquire) ? &*value_ : nullptr;
+  }
   bool initialized() const { return get() != nullptr; }
 
   // Stores `value` if the cell is empty and nobody initializes it; FailedPrecondition otherwise.
   absl::Status set(T value) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::lock_guard<sync_internal::ObservedMutex> lock(mu_);
       if (phase_ != Phase::kEmpty) {
         return absl::FailedPreconditionError(phase_ == Phase::kReady
                                                  ? "OnceCell::set: already initialized"
@@ -98,7 +103,7 @@ class OnceCell {
 
   // Tasks waiting now (for tests and diagnostics).
   size_t waiter_count() const {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<sync_internal::ObservedMutex> lock(mu_);
     return waiters_.size();
   }
 
@@ -117,7 +122,7 @@ class OnceCell {
     }
 
    private:
-    std::mutex& wait_mutex() { return cell_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return cell_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList&) {
       if (cell_->phase_ == Phase::kReady) {
@@ -155,7 +160,7 @@ class OnceCell {
 
   void abandon_turn() {
     sync_internal::WakeList wakes;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<sync_internal::ObservedMutex> lock(mu_);
     abandon_turn_locked(wakes);
   }
 
@@ -164,7 +169,7 @@ class OnceCell {
   const T* publish(T value) {
     value_.emplace(std::move(value));
     sync_internal::WakeList wakes;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<sync_internal::ObservedMutex> lock(mu_);
     phase_ = Phase::kReady;
     ready_.store(true, std::memory_order_release);
     while (sync_internal::Waiter* waiter = waiters_.pop_front()) {
@@ -197,7 +202,7 @@ class OnceCell {
     co_return stored;
   }
 
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   Phase phase_ = Phase::kEmpty;
   std::atomic<bool> ready_{false};
   std::optional<T> value_;  // written once, by the turn holder, before ready_ is set

@@ -53,6 +53,7 @@
 #include "core/source_site.h"
 #include "obligations/permit.h"
 #include "sync/internal/obligation.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 #include "sync/status.h"
 
@@ -70,7 +71,7 @@ namespace oneshot_internal {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 inline absl::Status receiver_gone() {
   return channel_closed_error("oneshot: the receiver was dropped; the value cannot be delivered");
@@ -181,7 +182,7 @@ class Channel final : public PermitSink<T> {
     unref();
   }
 
-  mutable std::mutex mu;
+  mutable sync_internal::ObservedMutex mu;
   std::optional<T> value;
   bool sender_alive = true;
   bool receiver_alive = true;
@@ -217,7 +218,7 @@ class [[nodiscard]] RecvAwaiter final : public sync_internal::Awaiter<RecvAwaite
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     return channel_ == nullptr ? invalid_handle("oneshot recv") : absl::OkStatus();
   }

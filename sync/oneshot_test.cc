@@ -75,7 +75,7 @@ TEST(OneshotTest, AbortPathDeliversNothing) {
 // and the region reports it with the acquire site (kPanic in the lab). A receiver waiting
 // meanwhile learns that the sender is gone.
 TEST(OneshotTest, LeakPathIsAbortedAndReported) {
-  auto outcome = sync_testing::run_lab(3, [](Cx& cx) -> Task<void> {
+  auto outcome = sync_testing::run_lab_with_leak(3, [](Cx& cx) -> Task<void> {
     auto made = oneshot::channel<int>();
     oneshot::Receiver<int> rx = std::move(made.second);
     auto waiting = cx.spawn("waiting", [&rx](Cx& cx) -> Task<void> {

@@ -1,4 +1,5 @@
 #include "sync/rw_lock.h"
+#include "sync/internal/observed_mutex.h"
 
 #include <algorithm>
 #include <utility>
@@ -7,7 +8,7 @@ namespace asupersync {
 namespace {
 
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 }  // namespace
 

@@ -40,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 
 namespace asupersync {
@@ -131,7 +132,7 @@ class RwLock {
     }
 
    private:
-    std::mutex& wait_mutex() { return lock_->mu_; }
+    sync_internal::ObservedMutex& wait_mutex() { return lock_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList&) {
       if (!lock_->can_enter_now_locked(kWrite)) return sync_internal::WaitState::kIdle;
@@ -162,7 +163,7 @@ class RwLock {
   void admit_waiting_readers_locked(sync_internal::WakeList& wakes);
 
   const uint32_t max_consecutive_writers_;
-  mutable std::mutex mu_;
+  mutable sync_internal::ObservedMutex mu_;
   size_t readers_active_ = 0;
   bool writer_active_ = false;
   uint32_t writer_streak_ = 0;  // writers granted while readers waited, since readers last got in

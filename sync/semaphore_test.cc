@@ -136,7 +136,7 @@ TEST(SemaphoreTest, AddPermitsWakesEnoughWaitersInOrder) {
 // SPEC 5.3: a permit destroyed unreleased gives its units back and is reported (kPanic in the
 // lab: the region is Panicked with the acquire site).
 TEST(SemaphoreTest, LeakedPermitIsReleasedAndReported) {
-  auto outcome = sync_testing::run_lab(4, [](Cx& cx) -> Task<void> {
+  auto outcome = sync_testing::run_lab_with_leak(4, [](Cx& cx) -> Task<void> {
     Semaphore semaphore(2);
     auto leaky = Region::open(cx, "leaky", [&semaphore](Cx& cx) -> Task<void> {
       absl::StatusOr<SemaphorePermit> permit = co_await semaphore.acquire(cx, 2);

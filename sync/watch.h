@@ -42,6 +42,7 @@
 
 #include "absl/status/status.h"
 #include "core/cx.h"
+#include "sync/internal/observed_mutex.h"
 #include "sync/internal/waiter.h"
 #include "sync/status.h"
 
@@ -59,7 +60,7 @@ namespace watch_internal {
 
 using sync_internal::WaitState;
 using sync_internal::WakeList;
-using Guard = std::lock_guard<std::mutex>;
+using Guard = std::lock_guard<sync_internal::ObservedMutex>;
 
 inline absl::Status invalid_handle(const char* what) {
   return absl::FailedPreconditionError(std::string(what) +
@@ -119,7 +120,7 @@ class Channel {
     unref();
   }
 
-  mutable std::mutex mu;
+  mutable sync_internal::ObservedMutex mu;
   std::shared_ptr<const T> value;
   uint64_t version = 0;
   size_t senders = 1;
@@ -152,7 +153,7 @@ class [[nodiscard]] ChangedAwaiter final : public sync_internal::Awaiter<Changed
   }
 
  private:
-  std::mutex& wait_mutex() { return channel_->mu; }
+  sync_internal::ObservedMutex& wait_mutex() { return channel_->mu; }
   absl::Status precheck() {
     return channel_ == nullptr ? invalid_handle("watch changed") : absl::OkStatus();
   }

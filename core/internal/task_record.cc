@@ -121,6 +121,7 @@ void JoinWaiterBase::link(TaskRecord& target) {
 
 void JoinWaiterBase::unlink(TaskRecord& target) {
   if (!linked) return;
+  target.executor->on_runtime_event(RuntimeEvent::kJoinWaitRemoved, &target, nullptr);
   if (prev != nullptr) {
     prev->next = next;
   } else {
@@ -149,6 +150,7 @@ bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
 }
 
 void wake(TaskRecord& task, uint64_t ticket, Lane lane) {
+  task.executor->on_runtime_event(RuntimeEvent::kWakeAttempt, &task, nullptr);
   {
     Guard guard(task.lock);
     if (task.completed() || ticket == 0) return;
@@ -205,33 +207,42 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   std::vector<Region*> more_body_regions;
   size_t body_region_count = 0;
   bool arm_escalation = false;
+  bool completed = false;
   {
     Guard guard(task.lock);
-    if (task.completed()) return;  // SPEC 4.6: changes nothing
-    task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup), formatted);
-    task.cancel_requested.store(true, std::memory_order_release);
-    for (Region* region = task.body_region; region != nullptr;
-         region = region->enclosing_body_region()) {
-      region->add_ref();
-      if (body_region_count < 8) {
-        body_regions[body_region_count++] = region;
-      } else {
-        more_body_regions.push_back(region);
+    completed = task.completed();
+    if (!completed) {
+      task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup), formatted);
+      task.cancel_requested.store(true, std::memory_order_release);
+      for (Region* region = task.body_region; region != nullptr;
+           region = region->enclosing_body_region()) {
+        region->add_ref();
+        if (body_region_count < 8) {
+          body_regions[body_region_count++] = region;
+        } else {
+          more_body_regions.push_back(region);
+        }
+      }
+      if (task.current_wait != nullptr && task.current_wait->interruptible &&
+          task.cancel.deliverable()) {
+        claimed = claim_wait_locked(task);
+        task.interrupting = true;
+      }
+      const Budget& budget = task.cancel.cleanup_budget();
+      if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
+        task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
+        task.escalation_timer->task = &task;
+        task.escalation_timer->deadline = *budget.deadline;
+        arm_escalation = true;
       }
     }
-    if (task.current_wait != nullptr && task.current_wait->interruptible &&
-        task.cancel.deliverable()) {
-      claimed = claim_wait_locked(task);
-      task.interrupting = true;
-    }
-    const Budget& budget = task.cancel.cleanup_budget();
-    if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
-      task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
-      task.escalation_timer->task = &task;
-      task.escalation_timer->deadline = *budget.deadline;
-      arm_escalation = true;
-    }
   }
+  if (completed) {
+    // SPEC 4.6: changes nothing.
+    task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
+    return;
+  }
+  task.executor->on_runtime_event(RuntimeEvent::kCancelRequested, &task, nullptr);
   if (arm_escalation) task.executor->add_timer(*task.escalation_timer);
   auto cancel_body_region = [&](Region* region) {
     region->cancel(

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -49,13 +50,24 @@ struct RunReport {
 
 // Runs `main(cx)` on a fresh runtime of `kind` with `seed`, expects the oracles to hold (no
 // violation, no deadlock) and returns the program's outcome.
+// `expected_oracle`: the program deliberately breaks that oracle (e.g. "obligation_leak" for a
+// test of the leak path): every violation must be of it, and there must be one.
 template <typename F>
-auto run_program(RuntimeKind kind, uint64_t seed, F main, RunReport* report = nullptr) {
+auto run_program(RuntimeKind kind, uint64_t seed, F main, RunReport* report = nullptr,
+                 std::string_view expected_oracle = {}) {
   // A tighter livelock bound than the lab's default: these programs take a few thousand steps.
   lab::LabRuntime runtime(lab::LabOptions{.seed = seed, .max_steps = 2'000'000});
   auto outcome = runtime.run(std::move(main));
   const lab::LabReport& lab_report = runtime.report();
-  EXPECT_THAT(lab_report.violations, ::testing::IsEmpty()) << "seed " << seed;
+  if (expected_oracle.empty()) {
+    EXPECT_THAT(lab_report.violations, ::testing::IsEmpty()) << "seed " << seed;
+  } else {
+    EXPECT_THAT(
+        lab_report.violations,
+        ::testing::AllOf(::testing::Not(::testing::IsEmpty()),
+                         ::testing::Each(::testing::StartsWith(std::string(expected_oracle)))))
+        << "seed " << seed;
+  }
   EXPECT_FALSE(lab_report.deadlocked) << "seed " << seed << "\n" << lab_report.deadlock_report;
   if (report != nullptr) {
     *report = RunReport{lab_report.deadlocked, lab_report.deadlock_report, lab_report.violations,
@@ -68,6 +80,13 @@ auto run_program(RuntimeKind kind, uint64_t seed, F main, RunReport* report = nu
 template <typename F>
 auto run_lab(uint64_t seed, F main) {
   return run_program(RuntimeKind::kLab, seed, std::move(main));
+}
+
+// The lab with one seed, for a program that leaks an obligation on purpose: the lab's
+// obligation_leak oracle must report it (and nothing else).
+template <typename F>
+auto run_lab_with_leak(uint64_t seed, F main) {
+  return run_program(RuntimeKind::kLab, seed, std::move(main), nullptr, "obligation_leak");
 }
 
 // A region's ledger totals, captured by a finalizer when the region finalizes (after all of its
