@@ -17,7 +17,6 @@ namespace {
 inline absl::string_view av(std::string_view text) {
   return absl::string_view(text.data(), text.size());
 }
-inline absl::string_view av(absl::string_view text) { return text; }
 
 using asupersync::internal::TaskRecord;
 using asupersync::internal::TaskState;
