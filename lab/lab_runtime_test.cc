@@ -176,10 +176,13 @@ struct Json {
   enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
   std::string text;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> fields;
+  // An object's members as two parallel vectors: std::vector may hold the incomplete Json,
+  // std::pair may not (clang with libstdc++ rejects it).
+  std::vector<std::string> keys;
+  std::vector<Json> values;
   const Json* get(const std::string& key) const {
-    for (const auto& [name, value] : fields) {
-      if (name == key) return &value;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &values[i];
     }
     return nullptr;
   }
@@ -247,7 +250,8 @@ class JsonParser {
         if (s_[i_++] != ':') return false;
         Json item;
         if (!value(item)) return false;
-        out.fields.emplace_back(std::move(key), std::move(item));
+        out.keys.push_back(std::move(key));
+        out.values.push_back(std::move(item));
         space();
         if (s_[i_] == ',') {
           ++i_;
