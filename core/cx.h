@@ -26,9 +26,11 @@
 
 #include <coroutine>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -65,19 +67,83 @@ bool is_region_closed(const absl::Status& status);
 
 namespace internal {
 
+// Tag: a TaskHandle constructed with it adopts an existing reference.
+struct AdoptReference {};
+
+// The outcome of a finished task, kept compact in its record: Ok (with the value in place for
+// a non-void T) is a state byte; Err, Cancelled and Panicked, the rare states, live on the heap.
+// An Outcome<T> is four variant states wide (80 bytes for void) and was most of the record.
+template <typename T>
+class OutcomeSlot {
+ public:
+  bool has_value() const { return state_ != State::kEmpty; }
+  bool ok() const { return state_ == State::kOk; }
+  bool is_err() const { return state_ == State::kOther && other_->is_err(); }
+
+  void set_ok() requires(std::is_void_v<T>) { state_ = State::kOk; }
+  template <typename U = T>
+  requires(!std::is_void_v<T>) void set_ok(U&& value) {
+    value_.emplace(std::forward<U>(value));
+    state_ = State::kOk;
+  }
+  void emplace(Outcome<T> outcome) {
+    if (outcome.ok()) {
+      if constexpr (std::is_void_v<T>) {
+        set_ok();
+      } else {
+        set_ok(std::move(outcome).value());
+      }
+      return;
+    }
+    if constexpr (!std::is_void_v<T>) value_.reset();
+    other_ = std::make_unique<Outcome<T>>(std::move(outcome));
+    state_ = State::kOther;
+  }
+
+  // Moves the outcome out (requires has_value()); the slot keeps a moved-from state.
+  Outcome<T> take() {
+    if (state_ == State::kOk) {
+      if constexpr (std::is_void_v<T>) {
+        return Outcome<void>::Ok();
+      } else {
+        return Outcome<T>::Ok(std::move(*value_));
+      }
+    }
+    return std::move(*other_);
+  }
+  // The state without the value (requires has_value()).
+  Outcome<void> summary() const {
+    if (state_ == State::kOk) return Outcome<void>::Ok();
+    return other_->discard_value();
+  }
+
+ private:
+  enum class State : uint8_t { kEmpty, kOk, kOther };
+  struct NoValue {};
+  State state_ = State::kEmpty;
+  [[no_unique_address]] std::conditional_t<std::is_void_v<T>, NoValue, std::optional<T>> value_;
+  std::unique_ptr<Outcome<T>> other_;
+};
+
 template <typename T>
 class TypedTaskRecord : public TaskRecord {
  public:
+  using TaskRecord::TaskRecord;
+
   Outcome<void> outcome_summary() const override {
-    if (!outcome) return Outcome<void>::Err(absl::InternalError("task has no outcome yet"));
-    return outcome->discard_value();
+    if (!outcome.has_value()) {
+      return Outcome<void>::Err(absl::InternalError("task has no outcome yet"));
+    }
+    return outcome.summary();
   }
   void set_cancelled_outcome(const CancelReason& reason) override {
     outcome.emplace(Outcome<T>::Cancelled(reason));
   }
+  bool outcome_ok() const override { return outcome.ok(); }
 
-  std::optional<Outcome<T>> outcome;
+  // First, so that it fits in the tail padding of TaskRecord.
   bool outcome_taken = false;
+  OutcomeSlot<T> outcome;
 };
 
 template <typename T>
@@ -168,9 +234,10 @@ class Cx {
   // by value and kept alive until the task is done, so a coroutine lambda's captures stay
   // valid. Fails with PermissionDenied without the Spawn capability, with RegionClosed (see
   // is_region_closed) when the region no longer admits work (SPEC 3.2), and with
-  // ResourceExhausted over the region's admission limit (SPEC 3.7).
+  // ResourceExhausted over the region's admission limit (SPEC 3.7). `name` is copied into the
+  // task's record (a view, so that spawning with a literal builds no temporary string).
   template <typename F>
-  auto spawn(std::string name, F fn, SpawnOptions options = {},
+  auto spawn(std::string_view name, F fn, SpawnOptions options = {},
              SourceSite site = SourceSite::current())
       -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>>;
 
@@ -268,9 +335,10 @@ class CxView {
   }
 
   template <typename F>
-  requires(allows(Capability::kSpawn)) auto spawn(std::string name, F fn, SpawnOptions options = {},
+  requires(allows(Capability::kSpawn)) auto spawn(std::string_view name, F fn,
+                                                  SpawnOptions options = {},
                                                   SourceSite site = SourceSite::current()) {
-    return cx_.spawn(std::move(name), std::move(fn), options, site);
+    return cx_.spawn(name, std::move(fn), options, site);
   }
   auto sleep(Duration duration) requires(allows(Capability::kTime)) { return cx_.sleep(duration); }
   auto now() const requires(allows(Capability::kTime)) { return cx_.now(); }
@@ -293,7 +361,7 @@ namespace internal {
 template <typename F, typename T>
 class SpawnedTask final : public TypedTaskRecord<T> {
  public:
-  explicit SpawnedTask(F fn) : fn(std::move(fn)) {}
+  SpawnedTask(F fn, std::string_view name) : TypedTaskRecord<T>(name), fn(std::move(fn)) {}
 
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* block, std::size_t size) noexcept {
@@ -310,22 +378,30 @@ class SpawnedTask final : public TypedTaskRecord<T> {
         this->outcome.emplace(Outcome<T>::Panicked(PanicInfo::from_current_exception()));
       }
     } else if constexpr (std::is_void_v<T>) {
-      this->outcome.emplace(Outcome<void>::Ok());
+      this->outcome.set_ok();
     } else {
-      this->outcome.emplace(outcome_from_value<T>(promise.take_value()));
+      T value = promise.take_value();
+      if (StatusTraits<T>::failed(value)) {
+        this->outcome.emplace(Outcome<T>::Err(StatusTraits<T>::status(value)));
+      } else {
+        this->outcome.set_ok(std::move(value));
+      }
     }
-    // SPEC 4.6: finishing after a delivered request is recorded as Cancelled.
+    // SPEC 4.6: finishing after a delivered request is recorded as Cancelled. Only a requested
+    // cancel can have been acknowledged, and the flag is set (never cleared) before the request
+    // is visible, so a task never cancelled skips the lock.
+    if (!this->cancel_requested.load(std::memory_order_acquire)) return;
     std::optional<CancelReason> acknowledged;
     {
       std::lock_guard<internal::SpinLock> guard(this->lock);
       if (this->cancel.acknowledged()) acknowledged = this->cancel.reason();
     }
-    if (acknowledged.has_value() && (this->outcome->ok() || this->outcome->is_err())) {
+    if (acknowledged.has_value() && (this->outcome.ok() || this->outcome.is_err())) {
       this->outcome.emplace(Outcome<T>::Cancelled(*acknowledged));
     }
   }
 
-  F fn;
+  [[no_unique_address]] F fn;
   Cx cx;
 
  protected:
@@ -353,6 +429,9 @@ class TaskHandle {
   explicit TaskHandle(internal::TypedTaskRecord<T>* record) : record_(record) {
     record_->add_ref();
   }
+  // Takes over a reference the caller already holds (spawn counts it in the record's initial
+  // reference count instead of adding it atomically).
+  TaskHandle(internal::TypedTaskRecord<T>* record, internal::AdoptReference) : record_(record) {}
   TaskHandle(TaskHandle&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
   TaskHandle& operator=(TaskHandle&& other) noexcept {
     if (this != &other) {
@@ -375,9 +454,11 @@ class TaskHandle {
 
   // The outcome, if the task finished and no join took it yet; never waits.
   std::optional<Outcome<T>> try_take() {
-    if (!finished() || record_->outcome_taken || !record_->outcome) return std::nullopt;
+    if (!finished() || record_->outcome_taken || !record_->outcome.has_value()) {
+      return std::nullopt;
+    }
     record_->outcome_taken = true;
-    return std::move(*record_->outcome);
+    return record_->outcome.take();
   }
 
   // For executors and the lab.
@@ -400,6 +481,7 @@ class TaskHandle {
       early_ = cx_->poll_cancel();
       if (!early_.ok()) return false;
       internal::begin_wait(cx_->task_record(), *this);
+      may_be_linked_ = true;
       {
         std::lock_guard<internal::SpinLock> guard(target_->lock);
         if (target_->completed()) return false;
@@ -429,7 +511,7 @@ class TaskHandle {
             "' was already taken by an earlier join"));
       }
       target_->outcome_taken = true;
-      return std::move(*target_->outcome);
+      return target_->outcome.take();
     }
     void interrupt() override {
       unlink_from_target();
@@ -438,7 +520,8 @@ class TaskHandle {
 
    private:
     void unlink_from_target() {
-      if (target_ == nullptr) return;
+      // A join that found the target finished never linked: no lock to take.
+      if (target_ == nullptr || !may_be_linked_) return;
       std::lock_guard<internal::SpinLock> guard(target_->lock);
       unlink(*target_);
     }
@@ -459,6 +542,8 @@ class TaskHandle {
     internal::TypedTaskRecord<T>* target_;
     absl::Status early_;
     bool cancelled_ = false;
+    // Set (by the waiting task only) before the node is first linked into the target.
+    bool may_be_linked_ = false;
   };
 
   // Waits for the task and yields its Outcome (SPEC 2.2). The first join takes the outcome;
@@ -487,17 +572,21 @@ void TaskHandle<T>::cancel(std::string message, Budget cleanup, CancelKind kind)
 }
 
 template <typename F>
-auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
+auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite site)
     -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>> {
   using TaskType = std::invoke_result_t<F&, Cx&>;
   static_assert(internal::IsTask<TaskType>::value,
                 "cx.spawn: the callable must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
   if (absl::Status admitted = internal::precheck_spawn(*this); !admitted.ok()) return admitted;
-  auto* record = new internal::SpawnedTask<F, T>(std::move(fn));
-  record->cx =
-      Cx(record, region_, caps_.intersect(options.capabilities), meet(budget_, options.budget));
-  record->name = std::move(name);
+  auto* record = new internal::SpawnedTask<F, T>(std::move(fn), name);
+  // Most spawns pass no budget of their own: the child then inherits this one as it is.
+  const Budget& own = options.budget;
+  const bool inherits_budget = !own.deadline.has_value() &&
+                               own.poll_quota == Budget::kUnlimitedPolls &&
+                               !own.cost_quota.has_value() && own.priority == 0;
+  record->cx = Cx(record, region_, caps_.intersect(options.capabilities),
+                  inherits_budget ? budget_ : meet(budget_, own));
   record->spawn_site = site;
   TaskType task;
   try {
@@ -513,8 +602,10 @@ auto Cx::spawn(std::string name, F fn, SpawnOptions options, SourceSite site)
       .record = record;
   record->resume_point = record->root;
   // The handle's reference is taken before the task is scheduled: it may run and finish on
-  // another worker at once, releasing the region's reference.
-  TaskHandle<T> handle(record);
+  // another worker at once, releasing the region's reference. Nothing else can see the record
+  // yet, so both references are counted with a plain store.
+  record->refs.store(2, std::memory_order_relaxed);
+  TaskHandle<T> handle(record, internal::AdoptReference{});
   if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
     // Refused (the region closed meanwhile, or its limit): the frame never ran.
     std::exchange(record->root, {}).destroy();

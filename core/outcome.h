@@ -167,8 +167,9 @@ class Outcome {
   Outcome(Outcome&&) = default;
   Outcome& operator=(Outcome&&) = default;
 
-  OutcomeKind kind() const {
-    if (rep_.valueless_by_exception()) {
+  // Always inlined: ok() and the other tests are on every task's completion path.
+  [[gnu::always_inline]] OutcomeKind kind() const {
+    if (rep_.valueless_by_exception()) [[unlikely]] {
       outcome_internal::InvariantViolated("kind()", "any", "valueless (an assignment threw)");
     }
     return static_cast<OutcomeKind>(rep_.index());

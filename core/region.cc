@@ -68,7 +68,7 @@ RegionRef Region::create_root(Executor& executor, RegionOptions options,
 absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string name, RegionOptions options) {
   Region& parent = cx.region();
   report(parent, RuntimeEvent::kRegionStateRead);
-  std::lock_guard<std::mutex> lock(parent.mutex_);
+  std::lock_guard<RegionMutex> lock(parent.mutex_);
   if (parent.state() != RegionState::kOpen) {
     return region_closed_error("Region::open('" + name + "'): parent region '" + parent.name_ +
                                "' is " + std::string(region_state_name(parent.state())) +
@@ -91,17 +91,17 @@ bool Region::quiescent_locked() const {
 }
 
 bool Region::quiescent() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return quiescent_locked();
 }
 
 bool Region::abandonable() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return quiescent_locked() && finalizers_.empty() && state() != RegionState::kFinalizing;
 }
 
 RegionStats Region::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   RegionStats stats;
   stats.live_tasks = live_tasks_;
   stats.open_child_regions = children_.size();
@@ -113,17 +113,17 @@ RegionStats Region::stats() const {
 }
 
 CancelReason Region::cancel_reason() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return cancel_reason_;
 }
 
 absl::Status Region::cancelled_status() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return cancel_status_;
 }
 
 std::vector<internal::TaskRecord*> Region::live_tasks_referenced() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   std::vector<internal::TaskRecord*> tasks;
   tasks.reserve(live_tasks_);
   for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
@@ -134,18 +134,18 @@ std::vector<internal::TaskRecord*> Region::live_tasks_referenced() const {
 }
 
 std::vector<Region*> Region::children_snapshot() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return children_;
 }
 
 size_t Region::live_task_count() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   return live_tasks_;
 }
 
 absl::Status Region::admit_task(internal::TaskRecord* task) {
   report(*this, RuntimeEvent::kRegionStateRead);
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   if (state() != RegionState::kOpen) {
     return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
                                std::string(region_state_name(state())));
@@ -165,10 +165,10 @@ absl::Status Region::admit_task(internal::TaskRecord* task) {
   return absl::OkStatus();
 }
 
-void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome) {
+void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome) {
   internal::WakeToken closer;
   {
-    std::unique_lock<std::mutex> lock(mutex_);
+    std::unique_lock<RegionMutex> lock(mutex_);
     if (task.region_prev != nullptr) {
       task.region_prev->region_next = task.region_next;
     } else if (tasks_head_ == &task) {
@@ -180,16 +180,20 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome)
     task.region_prev = task.region_next = nullptr;
     --live_tasks_;
     --admitted_;
-    const bool failed = outcome.is_err() || outcome.is_panicked();
-    // Children cancelled by this region's own decision do not make it Cancelled (file comment).
-    const bool counts = !outcome.is_cancelled() || cancelled_externally_ || !cancel_requested();
-    if (counts) children_outcome_ = join(std::move(children_outcome_), std::move(outcome));
-    if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
-      cancel_internal_locked(CancelKind::kFailFast,
-                             "task '" + task.name + "' failed; cancelling its siblings (FailFast)",
-                             lock);
+    // An Ok outcome changes nothing: join(x, Ok) is x.
+    if (outcome != nullptr && !outcome->ok()) {
+      const bool failed = outcome->is_err() || outcome->is_panicked();
+      // Children cancelled by this region's own decision do not make it Cancelled (file
+      // comment).
+      const bool counts = !outcome->is_cancelled() || cancelled_externally_ || !cancel_requested();
+      if (counts) children_outcome_ = join(std::move(children_outcome_), std::move(*outcome));
+      if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
+        cancel_internal_locked(
+            CancelKind::kFailFast,
+            "task '" + task.name + "' failed; cancelling its siblings (FailFast)", lock);
+      }
     }
-    closer = take_closer_if_quiescent_locked();
+    if (closer_ != nullptr) closer = take_closer_if_quiescent_locked();
   }
   std::move(closer).wake(Lane::kReady);
 }
@@ -197,7 +201,7 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void> outcome)
 absl::Status Region::add_finalizer(std::function<void()> sync_finalizer,
                                    std::function<Task<void>(Cx&)> async_finalizer) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     const RegionState state = this->state();
     if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
       return absl::FailedPreconditionError("cx.defer: region '" + name_ + "' is already " +
@@ -210,12 +214,12 @@ absl::Status Region::add_finalizer(std::function<void()> sync_finalizer,
 }
 
 void Region::cancel(const CancelReason& reason, const Budget& cleanup) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  std::unique_lock<RegionMutex> lock(mutex_);
   cancel_locked(reason, cleanup, lock);
 }
 
 void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
-                           std::unique_lock<std::mutex>& lock) {
+                           std::unique_lock<RegionMutex>& lock) {
   const RegionState state = this->state();
   if (state == RegionState::kFinalizing || state == RegionState::kClosed) {
     report(*this, RuntimeEvent::kRegionStateRead);
@@ -259,7 +263,7 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
 }
 
 void Region::cancel_internal_locked(CancelKind kind, std::string message,
-                                    std::unique_lock<std::mutex>& lock) {
+                                    std::unique_lock<RegionMutex>& lock) {
   cancel_locked(CancelReason(kind, id_, std::nullopt, executor_->now(), std::move(message)),
                 Budget::Infinite(), lock);
 }
@@ -267,7 +271,7 @@ void Region::cancel_internal_locked(CancelKind kind, std::string message,
 void Region::begin_body(internal::TaskRecord& task) {
   report(*this, RuntimeEvent::kRegionOpened, &task);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     body_task_ = &task;
   }
   TaskGuard guard(task.lock);
@@ -288,7 +292,7 @@ void Region::leave_body_chain() {
 }
 
 void Region::end_body(OutcomeKind kind) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  std::unique_lock<RegionMutex> lock(mutex_);
   body_task_ = nullptr;
   if (state() == RegionState::kOpen) {
     state_.store(RegionState::kClosing, std::memory_order_release);
@@ -319,14 +323,14 @@ internal::WakeToken Region::take_closer_if_quiescent_locked() {
 void Region::maybe_wake_closer() {
   internal::WakeToken closer;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     closer = take_closer_if_quiescent_locked();
   }
   std::move(closer).wake(Lane::kReady);
 }
 
 Region::CloseAwaiter::~CloseAwaiter() {
-  std::lock_guard<std::mutex> lock(region_->mutex_);
+  std::lock_guard<RegionMutex> lock(region_->mutex_);
   if (region_->closer_ == this) region_->closer_ = nullptr;
 }
 
@@ -334,13 +338,13 @@ bool Region::CloseAwaiter::await_suspend(std::coroutine_handle<> handle) {
   internal::TaskRecord& task = cx_->task_record();
   internal::begin_wait(task, *this);
   {
-    std::lock_guard<std::mutex> lock(region_->mutex_);
+    std::lock_guard<RegionMutex> lock(region_->mutex_);
     if (region_->quiescent_locked()) return false;
     region_->closer_ = this;
   }
   if (internal::park(*this, handle)) return true;
   // Woken before it parked: the region became quiescent in between.
-  std::lock_guard<std::mutex> lock(region_->mutex_);
+  std::lock_guard<RegionMutex> lock(region_->mutex_);
   if (region_->closer_ == this) region_->closer_ = nullptr;
   return false;
 }
@@ -351,7 +355,7 @@ void Region::CloseAwaiter::interrupt() {
 
 Task<void> Region::run_finalizers(Cx& cx) {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     state_.store(RegionState::kFinalizing, std::memory_order_release);
     report(*this, RuntimeEvent::kRegionStateChanged);
   }
@@ -360,7 +364,7 @@ Task<void> Region::run_finalizers(Cx& cx) {
   while (true) {
     Finalizer finalizer;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      std::lock_guard<RegionMutex> lock(mutex_);
       if (finalizers_.empty()) break;
       finalizer = std::move(finalizers_.back());
       finalizers_.pop_back();
@@ -375,7 +379,7 @@ Task<void> Region::run_finalizers(Cx& cx) {
     } catch (...) {
       panicked.emplace(Outcome<void>::Panicked(PanicInfo::from_current_exception()));
     }
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     if (panicked.has_value()) {
       children_outcome_ = join(std::move(children_outcome_), std::move(*panicked));
     }
@@ -388,7 +392,7 @@ void Region::detach_from_parent() {
   Region* parent = std::exchange(parent_, nullptr);
   internal::WakeToken closer;
   {
-    std::lock_guard<std::mutex> lock(parent->mutex_);
+    std::lock_guard<RegionMutex> lock(parent->mutex_);
     auto it = std::find(parent->children_.begin(), parent->children_.end(), this);
     if (it == parent->children_.end()) invariant_violated("closed region not in its parent");
     parent->children_.erase(it);
@@ -401,7 +405,7 @@ void Region::detach_from_parent() {
 Outcome<void> Region::close() {
   Outcome<void> outcome = Outcome<void>::Ok();
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     if (!quiescent_locked()) {
       invariant_violated("region '" + name_ + "' closing while not quiescent");
     }
@@ -426,7 +430,7 @@ Outcome<void> Region::close() {
 
 void Region::abandon() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<RegionMutex> lock(mutex_);
     if (live_tasks_ != 0 || !children_.empty()) {
       invariant_violated("region '" + name_ + "' abandoned with live work");
     }
@@ -446,7 +450,7 @@ std::string Region::dump() const {
 }
 
 void Region::dump_into(std::string& out, int depth) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<RegionMutex> lock(mutex_);
   const std::string indent(static_cast<size_t>(depth) * 2, ' ');
   out += indent + "region '" + name_ + "' " + id_.to_string() + " [" +
          std::string(region_state_name(state())) + "]";

@@ -20,8 +20,8 @@
 // leak policy a leaked obligation makes the outcome Panicked with the leak report (SPEC 5.3).
 //
 // Thread-safety: thread-safe. Tasks of the region may spawn, finish and cancel concurrently on
-// several workers; a mutex per region guards its lists and state (lock order: parent before
-// child, region before task).
+// several workers; a lock per region (a spin lock) guards its lists and state (lock order:
+// parent before child, region before task).
 // Lifetime: a Region is reference counted. The frame of its Region::open call holds one
 // reference and outlives every task of the region by construction; a canceller holds one for
 // the duration of a cancel() call. A closed region is detached from its parent.
@@ -46,6 +46,7 @@
 #include "cancel/cancel_state.h"
 #include "core/cx.h"
 #include "core/id.h"
+#include "core/internal/spin_lock.h"
 #include "core/outcome.h"
 #include "core/task.h"
 #include "obligations/ledger.h"
@@ -151,8 +152,9 @@ class Region {
   // Admits `task` (SPEC 3.2, 3.7) and links it into the region, under one lock; with a null
   // task only reports whether a spawn would be admitted now.
   absl::Status admit_task(internal::TaskRecord* task);
-  // `outcome` is the task's outcome summary, taken before it was published to joiners.
-  void on_task_finished(internal::TaskRecord& task, Outcome<void> outcome);
+  // `outcome` is the task's outcome summary, taken before it was published to joiners, or null
+  // for Ok.
+  void on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome);
   absl::Status add_finalizer(std::function<void()> sync_finalizer,
                              std::function<Task<void>(Cx&)> async_finalizer);
   // Snapshots for the lab and tests (each task in the list with a reference taken: release
@@ -162,6 +164,12 @@ class Region {
   size_t live_task_count() const;
 
  private:
+  // A spin lock rather than std::mutex: every spawn and every task completion takes it once, for
+  // a few stores, and unlocking a spin lock is a plain store where a mutex needs a second atomic
+  // read-modify-write. The long holders (a cancel walking the task list) are rare; a waiter
+  // yields the CPU after a few spins (SpinLock).
+  using RegionMutex = internal::SpinLock;
+
   struct Finalizer {
     std::function<void()> sync;
     std::function<Task<void>(Cx&)> async;
@@ -188,9 +196,9 @@ class Region {
   void leave_body_chain();
   void detach_from_parent();
   void cancel_locked(const CancelReason& reason, const Budget& cleanup,
-                     std::unique_lock<std::mutex>& lock);
+                     std::unique_lock<RegionMutex>& lock);
   void cancel_internal_locked(CancelKind kind, std::string message,
-                              std::unique_lock<std::mutex>& lock);
+                              std::unique_lock<RegionMutex>& lock);
   bool quiescent_locked() const;
   // Wakes the task waiting in wait_for_children once the region is quiescent.
   void maybe_wake_closer();
@@ -219,7 +227,7 @@ class Region {
   std::atomic<bool> cancel_requested_{false};           // written under mutex_
   ObligationLedger ledger_;                             // thread-safe by itself
 
-  mutable std::mutex mutex_;
+  mutable RegionMutex mutex_;
   // Guarded by mutex_.
   internal::TaskRecord* tasks_head_ = nullptr;  // intrusive list through region_prev/next
   size_t live_tasks_ = 0;

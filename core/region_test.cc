@@ -52,8 +52,8 @@ TEST(TaskTest, CapturedStateOutlivesSpawningScope) {
     {
       auto text = std::make_unique<std::string>("captured");
       auto spawned = cx.spawn("child", [text = std::move(text)](Cx& child) -> Task<std::string> {
-        co_await child.yield();
-        co_await child.sleep(Duration::Milliseconds(1));
+        (void)co_await child.yield();
+        (void)co_await child.sleep(Duration::Milliseconds(1));
         co_return *text + " and alive";
       });
       handle = std::move(spawned).value();
@@ -70,7 +70,7 @@ TEST(TaskTest, DroppedHandleTaskStillRunsAndRegionWaits) {
   auto finished = std::make_shared<bool>(false);
   auto outcome = run_lab(3, [finished](Cx& cx) -> Task<void> {
     (void)cx.spawn("background", [finished](Cx& child) -> Task<void> {
-      co_await child.sleep(Duration::Milliseconds(50));
+      (void)co_await child.sleep(Duration::Milliseconds(50));
       *finished = true;
     });
     co_return;
@@ -193,7 +193,7 @@ TEST(RegionTest, FailFastCancelsSiblingsCollectAllDoesNot) {
             cx, "group",
             [=](Cx& cx) -> Task<void> {
               (void)cx.spawn("failing", [](Cx& child) -> Task<absl::Status> {
-                co_await child.yield();
+                (void)co_await child.yield();
                 co_return absl::InternalError("disk full");
               });
               (void)cx.spawn("sibling", [=](Cx& child) -> Task<void> {
@@ -227,7 +227,7 @@ TEST(RegionTest, FinalizersRunOnceLifoAfterChildren) {
                         log->push_back(slept.ok() ? "async ran" : "async interrupted");
                       }).ok());
         (void)cx.spawn("child", [log](Cx& child) -> Task<void> {
-          co_await child.sleep(Duration::Milliseconds(1));
+          (void)co_await child.sleep(Duration::Milliseconds(1));
           log->push_back("child done");
         });
         cx.cancel_region("stop");
@@ -252,15 +252,15 @@ TEST(RegionTest, SpawnIntoClosingRegionIsRegionClosed) {
         (void)cx.spawn("spawner", [](Cx& child) -> Task<void> {
           for (int i = 0; i < 5; ++i) {
             auto spawned =
-                child.spawn("grandchild", [](Cx& g) -> Task<void> { co_await g.yield(); });
+                child.spawn("grandchild", [](Cx& g) -> Task<void> { (void)co_await g.yield(); });
             if (!spawned.ok()) {
               EXPECT_TRUE(is_region_closed(spawned.status())) << spawned.status();
               co_return;
             }
-            co_await child.yield();
+            (void)co_await child.yield();
           }
         });
-        co_await cx.yield();
+        (void)co_await cx.yield();
         cx.cancel_region("closing");
       });
       Outcome<void> region = co_await std::move(region_task);
@@ -277,8 +277,8 @@ TEST(RegionTest, AdmissionLimit) {
     auto region_task = Region::open(
         cx, "limited",
         [](Cx& cx) -> Task<void> {
-          auto first = cx.spawn("a", [](Cx& c) -> Task<void> { co_await c.yield(); });
-          auto second = cx.spawn("b", [](Cx& c) -> Task<void> { co_await c.yield(); });
+          auto first = cx.spawn("a", [](Cx& c) -> Task<void> { (void)co_await c.yield(); });
+          auto second = cx.spawn("b", [](Cx& c) -> Task<void> { (void)co_await c.yield(); });
           EXPECT_TRUE(first.ok());
           EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
           EXPECT_THAT(std::string(second.status().message()), HasSubstr("max_tasks"));
@@ -325,7 +325,7 @@ TEST(CancelTest, RegionCancelWakesSleepersAndPropagatesDown) {
           });
           EXPECT_TRUE(inner.is_cancelled());
         });
-        co_await cx.sleep(Duration::Milliseconds(5));
+        (void)co_await cx.sleep(Duration::Milliseconds(5));
         cx.cancel_region("shutting down");
       });
       Outcome<void> server = co_await std::move(server_task);
@@ -359,7 +359,7 @@ TEST(CancelTest, ShieldDefersDelivery) {
       EXPECT_TRUE(absl::IsCancelled(after));
       co_return 7;
     });
-    co_await cx.sleep(Duration::Milliseconds(1));
+    (void)co_await cx.sleep(Duration::Milliseconds(1));
     handle->cancel("stop");
     Outcome<int> joined = co_await handle->join(cx);
     // SPEC 4.6: finishing Ok after delivery is recorded as Cancelled.
@@ -382,7 +382,7 @@ TEST(CancelTest, IgnoringTaskIsEscalatedUnderDestroy) {
         } flag{destructed};
         while (true) (void)co_await c.yield();  // ignores every Cancelled status
       });
-      co_await cx.yield();
+      (void)co_await cx.yield();
       handle->cancel("stop", Budget::Infinite().with_poll_quota(10));
       Outcome<void> joined = co_await handle->join(cx);
       EXPECT_TRUE(joined.is_cancelled());
@@ -411,7 +411,7 @@ TEST(CancelTest, WaitPolicyReportsTheStallAndKeepsWaiting) {
               }
               co_return polls;
             });
-            co_await rx.yield();
+            (void)co_await rx.yield();
             rx.cancel_region("stop", Budget::Infinite().with_poll_quota(10));
             auto shield = rx.shield();
             Outcome<int> joined = co_await slow->join(rx);
@@ -440,8 +440,9 @@ TEST(CancelTest, DestroyTasksParkedInEveryAwait) {
     lab::LabRuntime runtime(lab::LabOptions{.seed = seed});
     auto destroyed = std::make_shared<int>(0);
     auto outcome = runtime.run([destroyed, seed](Cx& cx) -> Task<void> {
-      auto blocker = cx.spawn(
-          "blocker", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Seconds(1'000'000)); });
+      auto blocker = cx.spawn("blocker", [](Cx& c) -> Task<void> {
+        (void)co_await c.sleep(Duration::Seconds(1'000'000));
+      });
       auto blocker_handle = std::move(blocker).value();
       auto inner =
           Region::open(cx, "inner", [&blocker_handle, destroyed, seed](Cx& rx) -> Task<void> {
@@ -459,8 +460,8 @@ TEST(CancelTest, DestroyTasksParkedInEveryAwait) {
               auto shield = c.shield();
               (void)co_await c.sleep(Duration::Seconds(1'000'000));
             });
-            co_await rx.yield();
-            co_await rx.yield();
+            (void)co_await rx.yield();
+            (void)co_await rx.yield();
             rx.cancel_region("tear down", Budget::Infinite().with_deadline(
                                               Time::Epoch() + Duration::Milliseconds(1)));
             auto shield = rx.shield();
@@ -492,7 +493,7 @@ TEST(LabTest, DeadlockIsReportedWithWaits) {
   auto self_joiner = std::make_shared<TaskHandle<void>>();
   auto outcome = runtime.run([self_joiner](Cx& cx) -> Task<void> {
     auto a = cx.spawn("a", [self_joiner](Cx& c) -> Task<void> {
-      co_await c.yield();
+      (void)co_await c.yield();
       (void)co_await self_joiner->join(c);  // joins itself: never finishes
     });
     *self_joiner = std::move(a).value();
@@ -510,8 +511,8 @@ TEST(LabTest, SameSeedSameTrace) {
   auto program = [](Cx& cx) -> Task<void> {
     for (int i = 0; i < 8; ++i) {
       (void)cx.spawn("t", [](Cx& c) -> Task<void> {
-        for (int k = 0; k < 3; ++k) co_await c.yield();
-        co_await c.sleep(Duration::Microseconds(10));
+        for (int k = 0; k < 3; ++k) (void)co_await c.yield();
+        (void)co_await c.sleep(Duration::Microseconds(10));
       });
     }
     co_return;

@@ -121,12 +121,12 @@ Task<void> lost_update(Cx& cx, bool fixed) {
     for (int i = 0; i < 2; ++i) {
       (void)rx.spawn("incrementer", [counter, fixed](Cx& c) -> Task<void> {
         if (fixed) {
-          co_await c.yield();
+          (void)co_await c.yield();
           counter->update([](int v) { return v + 1; });  // read-modify-write in one step
           co_return;
         }
         const int seen = counter->load();
-        co_await c.yield();  // BUG: the other incrementer may write here
+        (void)co_await c.yield();  // BUG: the other incrementer may write here
         counter->store(seen + 1);
       });
     }
@@ -150,13 +150,13 @@ Task<void> overdraw(Cx& cx, bool fixed) {
     for (int i = 0; i < 2; ++i) {
       (void)rx.spawn("withdraw70", [balance, fixed](Cx& c) -> Task<void> {
         if (fixed) {
-          co_await c.yield();
+          (void)co_await c.yield();
           if (balance->load() >= 70)
             balance->store(balance->load() - 70);  // check and act together
           co_return;
         }
         if (balance->load() < 70) co_return;
-        co_await c.yield();  // BUG: the check is stale after this
+        (void)co_await c.yield();  // BUG: the check is stale after this
         balance->store(balance->load() - 70);
       });
     }
@@ -186,7 +186,7 @@ Task<void> lock_both(Cx& cx, Shared<bool> first, Shared<bool> second) {
   auto take_first = acquire(cx, first);
   absl::Status status = co_await std::move(take_first);
   if (!status.ok()) co_return;
-  co_await cx.yield();
+  (void)co_await cx.yield();
   auto take_second = acquire(cx, second);
   status = co_await std::move(take_second);
   if (status.ok()) second->store(false);
@@ -215,7 +215,7 @@ TEST(BugsTest, LockOrderDeadlock) {
 Task<void> missed_notify(Cx& cx, bool fixed) {
   auto bell = shared(0, "bell");
   auto waiter = cx.spawn("waiter", [bell, fixed](Cx& c) -> Task<void> {
-    co_await c.yield();
+    (void)co_await c.yield();
     if (fixed) {
       auto rung = bell->wait_until(c, [](int v) { return v != 0; });  // level: sees an earlier ring
       (void)co_await std::move(rung);
@@ -263,7 +263,7 @@ Task<void> leaky_cancel(Cx& cx, bool fixed) {
   });
   auto handle = std::make_shared<TaskHandle<void>>(std::move(holder).value());
   auto canceller = cx.spawn("canceller", [handle](Cx& c) -> Task<void> {
-    co_await c.yield();
+    (void)co_await c.yield();
     handle->cancel("shutting down");
   });
   (void)co_await canceller->join(cx);
@@ -340,7 +340,7 @@ Task<void> aba(Cx& cx, bool fixed) {
       const int node = observed & 0xff;
       if (node == 0) co_return;
       const int next = next_of(node)->load();
-      co_await c.yield();  // preempted between the read and the CAS
+      (void)co_await c.yield();  // preempted between the read and the CAS
       if (head->compare_exchange(observed, tag(next, (observed >> 8) + 1))) {
         lab::check(next == 0 || live2->load(), "ABA: pop installed a node freed meanwhile");
         co_return;
@@ -351,14 +351,14 @@ Task<void> aba(Cx& cx, bool fixed) {
     // pop 1
     int top = head->load();
     head->store(tag(next1->load(), (top >> 8) + 1));
-    co_await c.yield();
+    (void)co_await c.yield();
     // pop 2, free it
     top = head->load();
     if ((top & 0xff) == 2) {
       head->store(tag(next2->load(), (top >> 8) + 1));
       live2->store(false);
     }
-    co_await c.yield();
+    (void)co_await c.yield();
     // push 1 back
     top = head->load();
     next1->store(top & 0xff);
@@ -379,7 +379,7 @@ TEST(BugsTest, Aba) {
 Task<void> use_before_init(Cx& cx, bool fixed) {
   auto config = shared(0, "config");
   auto init = cx.spawn("initializer", [config](Cx& c) -> Task<void> {
-    co_await c.yield();  // e.g. reading a file
+    (void)co_await c.yield();  // e.g. reading a file
     config->store(42);
   });
   auto user = cx.spawn("user", [config, fixed](Cx& c) -> Task<void> {
@@ -407,15 +407,15 @@ Task<void> transfer(Cx& cx, bool fixed) {
   auto a = shared(50, "account_a");
   auto b = shared(50, "account_b");
   auto mover = cx.spawn("transfer", [a, b, fixed](Cx& c) -> Task<void> {
-    co_await c.yield();
+    (void)co_await c.yield();
     a->store(a->load() - 10);
-    if (!fixed) co_await c.yield();  // BUG: the invariant a + b == 100 is broken across this
+    if (!fixed) (void)co_await c.yield();  // BUG: the invariant a + b == 100 is broken across this
     b->store(b->load() + 10);
   });
   auto auditor = cx.spawn("auditor", [a, b](Cx& c) -> Task<void> {
     for (int i = 0; i < 2; ++i) {
       lab::check(a->load() + b->load() == 100, "atomicity violation: saw a half-done transfer");
-      co_await c.yield();
+      (void)co_await c.yield();
     }
   });
   (void)co_await mover->join(cx);
@@ -433,7 +433,7 @@ TEST(BugsTest, AtomicityViolation) {
 Task<void> double_join(Cx& cx, bool fixed) {
   auto result = shared(0, "result");
   auto spawned = cx.spawn("worker", [](Cx& c) -> Task<int> {
-    co_await c.yield();
+    (void)co_await c.yield();
     co_return 7;
   });
   auto worker = std::make_shared<TaskHandle<int>>(std::move(spawned).value());
@@ -471,7 +471,7 @@ Task<void> dangling_reference(Cx& cx, bool fixed) {
       ref.store(1);  // a reference into the body's frame
       co_return;
     });
-    co_await rx.yield();
+    (void)co_await rx.yield();
     if (fixed) (void)co_await late->join(rx);  // the data outlives its user
     // BUG (unfixed): the body returns, `local` is destroyed, `late` may still run.
   });
@@ -567,7 +567,7 @@ class HandRolledEvent {
 Task<void> lost_wakeup(Cx& cx, bool fixed) {
   auto event = std::make_shared<HandRolledEvent>(fixed);
   auto waiter = cx.spawn("waiter", [event](Cx& c) -> Task<void> {
-    co_await c.yield();
+    (void)co_await c.yield();
     co_await event->wait(c);
   });
   auto setter = cx.spawn("setter", [event](Cx& c) -> Task<void> {

@@ -58,9 +58,9 @@ TEST(DporCountTest, IndependentTasksRunOnce) {
       for (int i = 0; i < n; ++i) {
         (void)cx.spawn("independent", [vars, i](Cx& c) -> Task<void> {
           (*vars)[i]->store(1);
-          co_await c.yield();
+          (void)co_await c.yield();
           (*vars)[i]->store((*vars)[i]->load() + 1);
-          co_await c.yield();
+          (void)co_await c.yield();
         });
       }
       co_return;
@@ -96,7 +96,7 @@ TEST(DporCountTest, TwoTasksWithKWritesGiveBinomial) {
         (void)cx.spawn("writer", [vars, k](Cx& c) -> Task<void> {
           for (int w = 0; w < k; ++w) {
             (*vars)[0]->store(w);
-            co_await c.yield();
+            (void)co_await c.yield();
           }
         });
       }
@@ -136,7 +136,7 @@ TEST(DporCountTest, StoreBufferingHasThreeClasses) {
     for (int t = 0; t < 2; ++t) {
       (void)cx.spawn("sb", [vars, t](Cx& c) -> Task<void> {
         (*vars)[t]->store(1);
-        co_await c.yield();
+        (void)co_await c.yield();
         (void)(*vars)[1 - t]->load();
       });
     }
@@ -196,11 +196,11 @@ TEST(DporCountTest, SpawnRacingWithCloseHasTwoClasses) {
   const uint64_t count = count_executions([refused](Cx& cx) -> Task<void> {
     auto inner = Region::open(cx, "inner", [refused](Cx& rx) -> Task<void> {
       (void)rx.spawn("spawner", [refused](Cx& c) -> Task<void> {
-        co_await c.yield();
+        (void)co_await c.yield();
         auto late = c.spawn("late", [](Cx&) -> Task<void> { co_return; });
         if (!late.ok()) ++*refused;
       });
-      co_await rx.yield();
+      (void)co_await rx.yield();
     });
     (void)co_await std::move(inner);
   });
@@ -237,11 +237,11 @@ TEST(DporCountTest, TrackedFlagLockHasTwoClasses) {
       auto lock = std::make_shared<lab::Tracked<bool>>(false, "lock");
       for (int t = 0; t < 2; ++t) {
         (void)cx.spawn("locker", [lock, t, waiter_first](Cx& c) -> Task<void> {
-          if (waiter_first == (t == 0)) co_await c.yield();
+          if (waiter_first == (t == 0)) (void)co_await c.yield();
           auto free = lock->wait_until(c, [](bool held) { return !held; });
           (void)co_await std::move(free);
           lock->store(true);
-          co_await c.yield();
+          (void)co_await c.yield();
           lock->store(false);
         });
       }
@@ -548,7 +548,7 @@ TEST(DporTest, KeepsExploringAfterAFailure) {
       for (int i = 0; i < 2; ++i) {
         (void)rx.spawn("incrementer", [vars](Cx& c) -> Task<void> {
           const int seen = (*vars)[0]->load();
-          co_await c.yield();
+          (void)co_await c.yield();
           (*vars)[0]->store(seen + 1);
         });
       }

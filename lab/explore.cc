@@ -11,12 +11,7 @@
 namespace asupersync::lab {
 namespace {
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using internal::splitmix64;
 
 constexpr uint64_t kRandomSalt = 0x3c6ef372fe94f82bull;
 constexpr uint64_t kPctSalt = 0xa54ff53a5f1d36f1ull;

@@ -21,7 +21,7 @@ namespace {
 Task<void> yielders(Cx& cx, int tasks, int yields) {
   for (int t = 0; t < tasks; ++t) {
     (void)cx.spawn("yielder", [yields](Cx& c) -> Task<void> {
-      for (int i = 0; i < yields; ++i) co_await c.yield();
+      for (int i = 0; i < yields; ++i) (void)co_await c.yield();
     });
   }
   co_return;

@@ -17,7 +17,6 @@ namespace {
 inline absl::string_view av(std::string_view text) {
   return absl::string_view(text.data(), text.size());
 }
-inline absl::string_view av(absl::string_view text) { return text; }
 
 using asupersync::internal::TaskRecord;
 using asupersync::internal::TaskState;
@@ -28,12 +27,7 @@ using internal::ObjectType;
 
 thread_local LabRuntime* t_current = nullptr;
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using internal::splitmix64;
 
 constexpr uint64_t kEntropySalt = 0x6a09e667f3bcc909ull;
 constexpr uint64_t kFaultSalt = 0xbb67ae8584caa73bull;

@@ -66,6 +66,16 @@ class LabRuntime;
 class TrackedBase;
 
 namespace internal {
+
+// The lab's pseudo-random generator (SplitMix64): advances `state` and returns the next value.
+// Every random choice of the lab and of the exploration strategies draws from it.
+inline uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 class ScheduleStrategy;
 class LogicalIds;
 }  // namespace internal

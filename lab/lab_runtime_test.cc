@@ -39,7 +39,7 @@ Task<void> busy_scenario(Cx& cx) {
       (void)rx.spawn("worker", [counter, i](Cx& c) -> Task<void> {
         for (int k = 0; k < 3; ++k) {
           const int seen = counter->load();
-          co_await c.yield();
+          (void)co_await c.yield();
           counter->store(seen + 1);
         }
         (void)co_await c.sleep(Duration::Microseconds(10 * (i + 1)));
@@ -48,7 +48,7 @@ Task<void> busy_scenario(Cx& cx) {
     }
     auto doomed = rx.spawn(
         "doomed", [](Cx& c) -> Task<void> { (void)co_await c.sleep(Duration::Seconds(10)); });
-    co_await rx.yield();
+    (void)co_await rx.yield();
     doomed->cancel("not needed");
   });
   (void)co_await std::move(region);
@@ -90,7 +90,7 @@ Task<void> lost_update(Cx& cx) {
     for (int i = 0; i < 2; ++i) {
       (void)rx.spawn("incrementer", [counter](Cx& c) -> Task<void> {
         const int seen = counter->load();
-        co_await c.yield();
+        (void)co_await c.yield();
         counter->store(seen + 1);
       });
     }
@@ -176,10 +176,13 @@ struct Json {
   enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
   std::string text;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> fields;
+  // An object's members as two parallel vectors: std::vector may hold the incomplete Json,
+  // std::pair may not (clang with libstdc++ rejects it).
+  std::vector<std::string> keys;
+  std::vector<Json> values;
   const Json* get(const std::string& key) const {
-    for (const auto& [name, value] : fields) {
-      if (name == key) return &value;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return &values[i];
     }
     return nullptr;
   }
@@ -247,7 +250,8 @@ class JsonParser {
         if (s_[i_++] != ':') return false;
         Json item;
         if (!value(item)) return false;
-        out.fields.emplace_back(std::move(key), std::move(item));
+        out.keys.push_back(std::move(key));
+        out.values.push_back(std::move(item));
         space();
         if (s_[i_] == ',') {
           ++i_;
@@ -431,7 +435,7 @@ TEST(LabOracleTest, UseAfterScopeThroughTrackedRef) {
         auto inner = Region::open(cx, "scope", [](Cx& rx) -> Task<void> {
           lab::Tracked<int> local(0, "local");
           (void)rx.spawn("late", [ref = local.ref()](Cx& c) -> Task<void> {
-            co_await c.yield();
+            (void)co_await c.yield();
             ref.store(1);
           });
           co_return;  // `local` dies here; "late" still runs
@@ -473,7 +477,7 @@ TEST(LabOracleTest, CorrectProgramRaisesNothing) {
             }
             std::move(permit).send(1);
           });
-          co_await rx.yield();
+          (void)co_await rx.yield();
           worker->cancel("maybe too late");
         });
         (void)co_await std::move(region);
@@ -556,7 +560,7 @@ TEST(LabFaultTest, StaleWakesAreIgnored) {
       (void)co_await std::move(wait);
     });
     for (int i = 1; i <= 2; ++i) {
-      co_await cx.yield();
+      (void)co_await cx.yield();
       flag->store(i);
     }
     (void)co_await sleeper->join(cx);
@@ -631,7 +635,7 @@ Task<void> handler_scenario(Cx& cx, bool fixed) {
   });
   auto target = std::make_shared<TaskHandle<void>>(std::move(handler).value());
   auto shutdown = cx.spawn("shutdown", [target](Cx& c) -> Task<void> {
-    co_await c.yield();
+    (void)co_await c.yield();
     target->cancel("server shutting down");
   });
   (void)co_await shutdown->join(cx);

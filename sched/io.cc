@@ -14,7 +14,6 @@ namespace asupersync::sched {
 namespace {
 
 constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-constexpr uint32_t kWriteEvents = EPOLLOUT | EPOLLHUP | EPOLLERR;
 
 absl::Status errno_status(const char* what, int error) {
   return absl::Status(absl::ErrnoToStatusCode(error),

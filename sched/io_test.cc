@@ -43,7 +43,7 @@ TEST(IoSourceTest, ReaderWakesWhenWriterWrites) {
     EXPECT_TRUE(reader.ok()) << reader.status();
     EXPECT_TRUE(writer.ok()) << writer.status();
     auto write_later = cx.spawn("writer", [&writer](Cx& c) -> Task<void> {
-      co_await c.sleep(Duration::Milliseconds(2));
+      (void)co_await c.sleep(Duration::Milliseconds(2));
       const char message[] = "hello";
       auto bytes = std::as_bytes(std::span(message, 5));
       absl::StatusOr<size_t> written = co_await writer->write_some(c, bytes);
@@ -72,7 +72,7 @@ TEST(IoSourceTest, CancelledReadConsumesNothing) {
       absl::StatusOr<size_t> n = co_await reader->read_some(c, buffer);
       co_return n.status();
     });
-    co_await cx.sleep(Duration::Milliseconds(2));
+    (void)co_await cx.sleep(Duration::Milliseconds(2));
     waiting->cancel("stop reading");
     Outcome<absl::Status> joined = co_await waiting->join(cx);
     EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();

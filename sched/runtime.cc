@@ -853,7 +853,7 @@ class Runtime::Impl {
   // and the queues, and stored only when they change (see update_global_counts_locked).
   alignas(64) std::atomic<size_t> global_count_{0};
   alignas(64) std::atomic<size_t> global_cancel_count_{0};  // global_cancel_.size()
-  alignas(64) char global_counts_padding_ = 0;
+  [[maybe_unused]] alignas(64) char global_counts_padding_ = 0;
 
   std::mutex sleepers_mutex_;
   std::vector<Worker*> sleepers_;

@@ -108,7 +108,7 @@ TEST(RuntimeTest, CancelRegionOfParkedTasks) {
         });
         EXPECT_TRUE(handle.ok());
       }
-      co_await gx.yield();
+      (void)co_await gx.yield();
       gx.cancel_region("test cancels the group");
       co_return;
     });
@@ -125,8 +125,8 @@ TEST(RuntimeTest, CancelThroughHandleAcrossWorkers) {
   auto outcome = runtime.run([](Cx& cx) -> Task<void> {
     for (int round = 0; round < 200; ++round) {
       auto handle = cx.spawn(
-          "target", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Seconds(3600)); });
-      co_await cx.yield();
+          "target", [](Cx& c) -> Task<void> { (void)co_await c.sleep(Duration::Seconds(3600)); });
+      (void)co_await cx.yield();
       handle->cancel("round over");
       Outcome<void> joined = co_await handle->join(cx);
       EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
@@ -151,8 +151,9 @@ TEST(RuntimeTest, NestedRegionsAndFinalizers) {
     for (int r = 0; r < 20; ++r) {
       auto inner = Region::open(cx, "inner", [](Cx& rx) -> Task<int> {
         for (int i = 0; i < 50; ++i) {
-          auto handle = rx.spawn(
-              "child", [](Cx& c) -> Task<void> { co_await c.sleep(Duration::Microseconds(100)); });
+          auto handle = rx.spawn("child", [](Cx& c) -> Task<void> {
+            (void)co_await c.sleep(Duration::Microseconds(100));
+          });
           EXPECT_TRUE(handle.ok());
         }
         co_return 7;
@@ -174,7 +175,7 @@ TEST(RuntimeTest, IgnoringTaskIsEscalatedByDeadline) {
       auto shield = c.shield();
       (void)co_await c.sleep(Duration::Seconds(3600));
     });
-    co_await cx.yield();
+    (void)co_await cx.yield();
     handle->cancel("stop",
                    Budget::Infinite().with_deadline(cx.now().value() + Duration::Milliseconds(5)));
     auto shield = cx.shield();
@@ -191,8 +192,8 @@ TEST(RuntimeTest, IdleRuntimeDoesNotSpin) {
   Runtime runtime(two_workers());
   rusage before;
   getrusage(RUSAGE_SELF, &before);
-  auto outcome =
-      runtime.run([](Cx& cx) -> Task<void> { co_await cx.sleep(Duration::Milliseconds(500)); });
+  auto outcome = runtime.run(
+      [](Cx& cx) -> Task<void> { (void)co_await cx.sleep(Duration::Milliseconds(500)); });
   rusage after;
   getrusage(RUSAGE_SELF, &after);
   ASSERT_TRUE(outcome.ok()) << outcome.to_string();
@@ -253,9 +254,9 @@ TEST(RuntimeTest, RandomizedStormsKeepTheInvariants) {
             if (handle.ok()) handles.push_back(std::move(handle).value());
           }
           for (size_t i = 0; i < handles.size(); i += 3) handles[i].cancel("storm");
-          co_await rx.yield();
+          (void)co_await rx.yield();
           if (seed % 2 == 0) rx.cancel_region("storm over");
-          co_await rx.sleep(Duration::Microseconds(static_cast<int64_t>(seed % 200)));
+          (void)co_await rx.sleep(Duration::Microseconds(static_cast<int64_t>(seed % 200)));
           rx.cancel_region("storm done");
           // Shielded joins wait for the cancelled tasks to drain.
           auto shield = rx.shield();

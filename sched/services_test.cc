@@ -57,7 +57,7 @@ TEST(SpawnBlockingTest, CancelledWaitDiscardsTheResult) {
         absl::StatusOr<int> value = co_await std::move(call);
         co_return value.status();
       });
-      co_await cx.sleep(Duration::Milliseconds(5));
+      (void)co_await cx.sleep(Duration::Milliseconds(5));
       waiter->cancel("give up on the blocking call");
       Outcome<absl::Status> joined = co_await waiter->join(cx);
       EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
@@ -96,7 +96,7 @@ TEST(ShutdownSignalTest, SigtermCompletesTheWait) {
   Runtime runtime(options);
   auto outcome = runtime.run([](Cx& cx) -> Task<void> {
     auto sender = cx.spawn("sender", [](Cx& c) -> Task<void> {
-      co_await c.sleep(Duration::Milliseconds(5));
+      (void)co_await c.sleep(Duration::Milliseconds(5));
       ::kill(::getpid(), SIGTERM);
     });
     absl::Status waited = co_await shutdown_signal(cx);

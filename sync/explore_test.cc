@@ -103,7 +103,7 @@ TEST(SyncDporTest, TryLocksOfOneMutexConflictAndOfTwoMutexesCommute) {
           (void)rx.spawn(name, [mutex, winner, name](Cx& tx) -> Task<void> {
             absl::StatusOr<MutexGuard> guard = mutex->try_lock();
             if (guard.ok()) *winner += name;
-            co_await tx.yield();  // hold it across a step, then unlock
+            (void)co_await tx.yield();  // hold it across a step, then unlock
           });
         }
         co_return;
@@ -139,7 +139,7 @@ TEST(SyncDporTest, MutexProtectsAReadModifyWriteAcrossAnAwait) {
               lab::check(guard.ok(), "lock acquired");
             }
             const int seen = counter->load();
-            co_await tx.yield();
+            (void)co_await tx.yield();
             counter->store(seen + 1);
           });
         }

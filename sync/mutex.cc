@@ -60,32 +60,33 @@ void MutexGuard::release(bool allow_poison) {
 Mutex::~Mutex() {
   Guard lock(mu_);
   if (!waiters_.empty()) internal::invariant_violated("Mutex destroyed while tasks wait on it");
-  if (locked_) internal::invariant_violated("Mutex destroyed while locked (a guard is alive)");
+  if ((state_.load(std::memory_order_acquire) & kLocked) != 0) {
+    internal::invariant_violated("Mutex destroyed while locked (a guard is alive)");
+  }
 }
 
 Mutex::LockAwaiter Mutex::lock(Cx& cx) { return LockAwaiter(cx, this); }
 
 absl::StatusOr<MutexGuard> Mutex::try_lock() {
-  Guard lock(mu_);
-  if (poisoned_) return poisoned();
-  if (locked_ || !waiters_.empty()) return absl::UnavailableError("Mutex: locked");
-  locked_ = true;
-  return MutexGuard(this, nullptr);
+  if (try_lock_fast()) return MutexGuard(this, nullptr);
+  // Held, waited for, or poisoned (kWaiters also fails the fast lock: try_lock never barges).
+  if ((state_.load(std::memory_order_acquire) & kPoisoned) != 0) return poisoned();
+  return absl::UnavailableError("Mutex: locked");
 }
 
 bool Mutex::is_locked() const {
-  Guard lock(mu_);
-  return locked_;
+  internal::observe_object_access(&mu_);
+  return (state_.load(std::memory_order_acquire) & kLocked) != 0;
 }
 
 bool Mutex::is_poisoned() const {
-  Guard lock(mu_);
-  return poisoned_;
+  internal::observe_object_access(&mu_);
+  return (state_.load(std::memory_order_acquire) & kPoisoned) != 0;
 }
 
 void Mutex::clear_poison() {
   Guard lock(mu_);
-  poisoned_ = false;
+  state_.fetch_and(~kPoisoned, std::memory_order_acq_rel);
 }
 
 size_t Mutex::waiter_count() const {
@@ -93,36 +94,68 @@ size_t Mutex::waiter_count() const {
   return waiters_.size();
 }
 
+// Called by the holder (or for a handed-over lock nobody took), so kLocked is set and nothing
+// but this code, under mu_, changes state_ now.
 void Mutex::unlock_locked(bool poison, WakeList& wakes) {
   if (poison) {
-    poisoned_ = true;
-    locked_ = false;
+    state_.store(kPoisoned, std::memory_order_release);
     while (sync_internal::Waiter* waiter = waiters_.pop_front()) {
       waiter->refuse_locked(poisoned(), wakes);
     }
     return;
   }
   if (sync_internal::Waiter* next = waiters_.pop_front()) {
-    next->grant_locked(wakes);  // handoff: stays locked, now owned by `next`
+    // Handoff: stays locked, now owned by `next`.
+    if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_acq_rel);
+    next->grant_locked(wakes);
     return;
   }
-  locked_ = false;
+  state_.fetch_and(~(kLocked | kWaiters), std::memory_order_release);
 }
 
 void Mutex::unlock(bool poison) {
+  if (!poison) {
+    internal::observe_object_access(&mu_);  // the lab sees the fast unlock too
+    uint32_t expected = kLocked;            // held, nobody waits
+    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+                                       std::memory_order_relaxed)) {
+      return;
+    }
+  }
   WakeList wakes;
   Guard lock(mu_);
   unlock_locked(poison, wakes);
 }
 
 WaitState Mutex::LockAwaiter::try_complete_locked(WakeList&) {
-  if (mutex_->poisoned_) {
-    status = poisoned();
-    return WaitState::kRefused;
+  uint32_t state = mutex_->state_.load(std::memory_order_acquire);
+  while (true) {
+    if ((state & kPoisoned) != 0) {
+      status = poisoned();
+      return WaitState::kRefused;
+    }
+    if ((state & kLocked) == 0 && mutex_->waiters_.empty()) {
+      if (mutex_->state_.compare_exchange_weak(state, state | kLocked, std::memory_order_acquire,
+                                               std::memory_order_acquire)) {
+        return WaitState::kGranted;
+      }
+      continue;
+    }
+    // About to park: mark the word first, so that the holder's unlock cannot take the fast
+    // path and miss the waiter queued in this same critical section (or the next one).
+    if ((state & kWaiters) != 0) return WaitState::kIdle;
+    if (mutex_->state_.compare_exchange_weak(state, state | kWaiters, std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+      return WaitState::kIdle;
+    }
   }
-  if (mutex_->locked_ || !mutex_->waiters_.empty()) return WaitState::kIdle;
-  mutex_->locked_ = true;
-  return WaitState::kGranted;
+}
+
+void Mutex::LockAwaiter::dequeue_locked(WakeList&) {
+  mutex_->waiters_.remove(this);
+  // Nobody left to hand over to: let the fast paths apply again. (A waiter between its two
+  // locked steps sets the bit again before it queues.)
+  if (mutex_->waiters_.empty()) mutex_->state_.fetch_and(~kWaiters, std::memory_order_acq_rel);
 }
 
 absl::StatusOr<MutexGuard> Mutex::LockAwaiter::await_resume() {

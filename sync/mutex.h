@@ -21,8 +21,10 @@
 // (`is_poisoned(status)`), without waiting, until `clear_poison()` (after the caller repaired
 // the protected state). A guard moved to another task still checks the task that locked.
 //
-// Thread-safety: thread-safe; an internal std::mutex guards the state, wakers run after it is
-// released. A guard may be released on any thread.
+// Thread-safety: thread-safe; an internal std::mutex guards the waiter queue, wakers run after
+// it is released. The lock itself is one atomic word: an uncontended lock and unlock are one
+// compare-and-swap each and take no internal lock (a lock that would queue, an unlock with
+// waiters and poisoning go through the internal lock). A guard may be released on any thread.
 // Lifetime: the Mutex must outlive its guards and its waiters; destroying it while locked or
 // awaited aborts, naming the invariant.
 //
@@ -35,7 +37,9 @@
 #ifndef ASUPERSYNC_SYNC_MUTEX_H_
 #define ASUPERSYNC_SYNC_MUTEX_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 
 #include "absl/status/status.h"
@@ -106,9 +110,10 @@ class Mutex {
     friend class sync_internal::Awaiter<LockAwaiter>;
     sync_internal::ObservedMutex& wait_mutex() { return mutex_->mu_; }
     absl::Status precheck() { return absl::OkStatus(); }
+    bool try_complete_unlocked() { return mutex_->try_lock_fast(); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
     void enqueue_locked() { mutex_->waiters_.push_back(this); }
-    void dequeue_locked(sync_internal::WakeList&) { mutex_->waiters_.remove(this); }
+    void dequeue_locked(sync_internal::WakeList&);
     bool pass_on_when_cancelled() const { return true; }
     void pass_on_locked(sync_internal::WakeList& wakes) { mutex_->unlock_locked(false, wakes); }
 
@@ -120,10 +125,26 @@ class Mutex {
   // Hands the lock to the oldest waiter, or frees it; poisoning refuses every waiter.
   void unlock_locked(bool poison, sync_internal::WakeList& wakes);
   void unlock(bool poison);
+  // Takes the lock if it is free, nobody waits and it is not poisoned (one CAS, no mu_).
+  bool try_lock_fast() {
+    // Lock-free paths report to the lab by hand (the others take mu_, which reports itself).
+    internal::observe_object_access(&mu_);
+    uint32_t expected = 0;
+    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+
+  // Bits of state_. kLocked: held. kWaiters: the queue may be non-empty, so neither the fast
+  // lock (no barging past a waiter) nor the fast unlock (the lock must be handed over) applies;
+  // it is set under mu_ before a waiter is queued and cleared under mu_ once the queue is
+  // empty. kPoisoned: see above. Only the fast lock (0 → kLocked) and the holder's fast unlock
+  // (kLocked → 0) change it without mu_.
+  static constexpr uint32_t kLocked = 1;
+  static constexpr uint32_t kWaiters = 2;
+  static constexpr uint32_t kPoisoned = 4;
 
   mutable sync_internal::ObservedMutex mu_;
-  bool locked_ = false;
-  bool poisoned_ = false;
+  std::atomic<uint32_t> state_{0};
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };
 

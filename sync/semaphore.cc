@@ -1,7 +1,9 @@
 #include "sync/semaphore.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "sync/internal/obligation.h"
@@ -77,7 +79,12 @@ void SemaphorePermit::finish(Resolution resolution) noexcept {
 
 // --- Semaphore ------------------------------------------------------------------------------
 
-Semaphore::Semaphore(size_t permits) : available_(permits) {}
+namespace {
+uint64_t units_of(uint64_t state, int shift) { return state >> shift; }
+}  // namespace
+
+Semaphore::Semaphore(size_t permits)
+    : state_(std::min<uint64_t>(permits, kMaxUnits) << kUnitShift) {}
 
 Semaphore::~Semaphore() {
   Guard lock(mu_);
@@ -90,21 +97,40 @@ Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) 
   return AcquireAwaiter(cx, this, n, site);
 }
 
+bool Semaphore::try_take_fast(uint64_t n) {
+  internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
+  uint64_t state = state_.load(std::memory_order_relaxed);
+  while ((state & (kWaiters | kClosed)) == 0 && units_of(state, kUnitShift) >= n) {
+    if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
+                                     std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 absl::StatusOr<SemaphorePermit> Semaphore::try_acquire(Cx& cx, size_t n, SourceSite site) {
   if (n == 0) return absl::InvalidArgumentError("Semaphore::try_acquire: 0 permits asked");
-  {
-    Guard lock(mu_);
-    if (closed_) return closed_error();
-    if (!waiters_.empty() || available_ < n) {
-      return absl::UnavailableError("Semaphore: " + std::to_string(n) +
-                                    " permits are not available now");
-    }
-    available_ -= n;
+  if (!try_take_fast(n)) {
+    if ((state_.load(std::memory_order_acquire) & kClosed) != 0) return closed_error();
+    return absl::UnavailableError("Semaphore: " + std::to_string(n) +
+                                  " permits are not available now");
   }
   return make_permit(cx, n, site);
 }
 
 void Semaphore::add_permits(size_t n) {
+  internal::observe_object_access(&mu_);
+  uint64_t state = state_.load(std::memory_order_relaxed);
+  while ((state & kWaiters) == 0) {
+    const uint64_t units =
+        std::min<uint64_t>(saturating_add(units_of(state, kUnitShift), n), kMaxUnits);
+    const uint64_t next = units << kUnitShift | (state & (kWaiters | kClosed));
+    if (state_.compare_exchange_weak(state, next, std::memory_order_release,
+                                     std::memory_order_relaxed)) {
+      return;
+    }
+  }
   WakeList wakes;
   Guard lock(mu_);
   give_back_locked(n, wakes);
@@ -113,20 +139,21 @@ void Semaphore::add_permits(size_t n) {
 void Semaphore::close() {
   WakeList wakes;
   Guard lock(mu_);
-  closed_ = true;
+  state_.fetch_or(kClosed, std::memory_order_acq_rel);
   while (sync_internal::Waiter* waiter = waiters_.pop_front()) {
     waiter->refuse_locked(closed_error(), wakes);
   }
+  sync_waiters_flag_locked();
 }
 
 bool Semaphore::is_closed() const {
-  Guard lock(mu_);
-  return closed_;
+  internal::observe_object_access(&mu_);
+  return (state_.load(std::memory_order_acquire) & kClosed) != 0;
 }
 
 size_t Semaphore::available_permits() const {
-  Guard lock(mu_);
-  return available_;
+  internal::observe_object_access(&mu_);
+  return static_cast<size_t>(units_of(state_.load(std::memory_order_acquire), kUnitShift));
 }
 
 size_t Semaphore::waiter_count() const {
@@ -134,16 +161,33 @@ size_t Semaphore::waiter_count() const {
   return waiters_.size();
 }
 
+void Semaphore::sync_waiters_flag_locked() {
+  if (waiters_.empty()) state_.fetch_and(~kWaiters, std::memory_order_acq_rel);
+}
+
+// kWaiters is set while the queue is non-empty, so nothing outside mu_ changes the word here.
 void Semaphore::dispatch_locked(WakeList& wakes) {
-  while (!waiters_.empty() && waiters_.front()->amount <= available_) {
+  while (!waiters_.empty() &&
+         waiters_.front()->amount <= units_of(state_.load(std::memory_order_acquire), kUnitShift)) {
     sync_internal::Waiter* waiter = waiters_.pop_front();
-    available_ -= waiter->amount;
+    state_.fetch_sub(waiter->amount << kUnitShift, std::memory_order_acq_rel);
     waiter->grant_locked(wakes);
   }
+  sync_waiters_flag_locked();
 }
 
 void Semaphore::give_back_locked(size_t n, WakeList& wakes) {
-  available_ = saturating_add(available_, n);
+  // Without kWaiters a fast acquire or release may change the word meanwhile: CAS.
+  uint64_t state = state_.load(std::memory_order_relaxed);
+  while (true) {
+    const uint64_t units =
+        std::min<uint64_t>(saturating_add(units_of(state, kUnitShift), n), kMaxUnits);
+    const uint64_t next = units << kUnitShift | (state & (kWaiters | kClosed));
+    if (state_.compare_exchange_weak(state, next, std::memory_order_acq_rel,
+                                     std::memory_order_relaxed)) {
+      break;
+    }
+  }
   dispatch_locked(wakes);
 }
 
@@ -165,19 +209,38 @@ absl::Status Semaphore::AcquireAwaiter::precheck() {
 }
 
 WaitState Semaphore::AcquireAwaiter::try_complete_locked(WakeList&) {
-  if (semaphore_->closed_) {
-    status = closed_error();
-    return WaitState::kRefused;
+  uint64_t state = semaphore_->state_.load(std::memory_order_acquire);
+  while (true) {
+    if ((state & kClosed) != 0) {
+      status = closed_error();
+      return WaitState::kRefused;
+    }
+    if (semaphore_->waiters_.empty() && units_of(state, kUnitShift) >= amount) {
+      if (semaphore_->state_.compare_exchange_weak(state, state - (amount << kUnitShift),
+                                                   std::memory_order_acquire,
+                                                   std::memory_order_acquire)) {
+        return WaitState::kGranted;
+      }
+      continue;
+    }
+    // About to park: mark the word first, so that a release cannot take the fast path and
+    // leave the waiter queued in this critical section (or the next one) unserved.
+    if ((state & kWaiters) != 0) return WaitState::kIdle;
+    if (semaphore_->state_.compare_exchange_weak(state, state | kWaiters, std::memory_order_acq_rel,
+                                                 std::memory_order_acquire)) {
+      return WaitState::kIdle;
+    }
   }
-  if (!semaphore_->waiters_.empty() || semaphore_->available_ < amount) return WaitState::kIdle;
-  semaphore_->available_ -= amount;
-  return WaitState::kGranted;
 }
 
 void Semaphore::AcquireAwaiter::dequeue_locked(WakeList& wakes) {
   const bool was_head = semaphore_->waiters_.front() == this;
   semaphore_->waiters_.remove(this);
-  if (was_head) semaphore_->dispatch_locked(wakes);  // the next ones may fit now
+  if (was_head) {
+    semaphore_->dispatch_locked(wakes);  // the next ones may fit now
+  } else {
+    semaphore_->sync_waiters_flag_locked();
+  }
 }
 
 void Semaphore::AcquireAwaiter::pass_on_locked(WakeList& wakes) {

@@ -22,8 +22,10 @@
 // close(): every waiter and every later acquire fails with FailedPrecondition; permits already
 // held can still be released.
 //
-// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released);
-// permits may be released on any thread.
+// Thread-safety: thread-safe; permits may be released on any thread. The units and two flags
+// (waiters queued, closed) are one atomic word: an acquire that can be served at once and a
+// release with nobody waiting are one compare-and-swap each; the waiter queue is guarded by an
+// internal std::mutex (wakers run after it is released). The count saturates at 2^62 - 1.
 // Lifetime: the Semaphore must outlive its permits and its waiters; destroying it while tasks
 // wait aborts, naming the invariant.
 //
@@ -37,6 +39,7 @@
 #ifndef ASUPERSYNC_SYNC_SEMAPHORE_H_
 #define ASUPERSYNC_SYNC_SEMAPHORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -136,6 +139,9 @@ class Semaphore {
     friend class sync_internal::Awaiter<AcquireAwaiter>;
     sync_internal::ObservedMutex& wait_mutex() { return semaphore_->mu_; }
     absl::Status precheck();
+    // Runs before precheck: a grant made here is recorded by await_resume, whose ledger
+    // refuses it (FailedPrecondition, units given back) in a closing region.
+    bool try_complete_unlocked() { return amount != 0 && semaphore_->try_take_fast(amount); }
     sync_internal::WaitState try_complete_locked(sync_internal::WakeList& wakes);
     void enqueue_locked() { semaphore_->waiters_.push_back(this); }
     void dequeue_locked(sync_internal::WakeList& wakes);
@@ -148,15 +154,27 @@ class Semaphore {
 
  private:
   friend class SemaphorePermit;
+  // Takes n units if nobody waits, the semaphore is open and they are available (CAS, no mu_).
+  bool try_take_fast(uint64_t n);
   // Serves the head of the queue while the units cover it (strict FIFO).
   void dispatch_locked(sync_internal::WakeList& wakes);
   void give_back_locked(size_t n, sync_internal::WakeList& wakes);
+  // Clears kWaiters once the queue is empty (the fast paths apply again).
+  void sync_waiters_flag_locked();
   // Records the permit for n units the caller holds; gives them back on failure.
   absl::StatusOr<SemaphorePermit> make_permit(Cx& cx, size_t n, SourceSite site);
 
+  // state_ = units << kUnitShift | flags. kWaiters: the queue may be non-empty, so neither the
+  // fast acquire (no overtaking a waiter) nor the fast release (waiters must be dispatched)
+  // applies; set under mu_ before a waiter queues, cleared under mu_ once the queue is empty.
+  // While it is set only code under mu_ changes the word. kClosed: see close().
+  static constexpr uint64_t kWaiters = 1;
+  static constexpr uint64_t kClosed = 2;
+  static constexpr int kUnitShift = 2;
+  static constexpr uint64_t kMaxUnits = ~uint64_t{0} >> kUnitShift;
+
   mutable sync_internal::ObservedMutex mu_;
-  size_t available_;
-  bool closed_ = false;
+  std::atomic<uint64_t> state_;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };
 

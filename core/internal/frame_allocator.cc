@@ -1,5 +1,6 @@
 #include "core/internal/frame_allocator.h"
 
+#include <cstdint>
 #include <new>
 
 namespace asupersync::internal {
@@ -23,48 +24,61 @@ struct FreeBlock {
   FreeBlock* next;
 };
 
-class ThreadCache {
- public:
-  ~ThreadCache() {
-    for (std::size_t i = 0; i < kClasses; ++i) {
-      while (FreeBlock* block = heads_[i]) {
-        heads_[i] = block->next;
-        ::operator delete(block);
-      }
-    }
-  }
-
-  void* pop(std::size_t size_class) {
-    FreeBlock* block = heads_[size_class];
-    if (block == nullptr) return nullptr;
-    heads_[size_class] = block->next;
-    --counts_[size_class];
-    return block;
-  }
-
-  bool push(std::size_t size_class, void* memory) {
-    if (counts_[size_class] >= kMaxCachedPerClass) return false;
-    auto* block = static_cast<FreeBlock*>(memory);
-    block->next = heads_[size_class];
-    heads_[size_class] = block;
-    ++counts_[size_class];
-    return true;
-  }
-
- private:
-  FreeBlock* heads_[kClasses] = {};
-  std::size_t counts_[kClasses] = {};
+// The free lists of one thread. Trivially destructible and constant-initialised, so a
+// thread_local of it is reached without a guard or an initialisation call (allocate and
+// deallocate run once per spawned task and per awaited Task).
+struct FreeLists {
+  FreeBlock* heads[kClasses];
+  uint32_t counts[kClasses];
+  bool drain_registered;
 };
 
-ThreadCache& cache() {
-  thread_local ThreadCache instance;
-  return instance;
+thread_local constinit FreeLists free_lists{};
+
+// Returns the cached blocks to the global allocator when the thread exits, and closes the lists:
+// a frame freed later in the thread's teardown goes straight to operator delete.
+struct DrainAtExit {
+  ~DrainAtExit() {
+    for (std::size_t i = 0; i < kClasses; ++i) {
+      while (FreeBlock* block = free_lists.heads[i]) {
+        free_lists.heads[i] = block->next;
+        ::operator delete(block);
+      }
+      free_lists.counts[i] = kMaxCachedPerClass;  // full: push() refuses from now on
+    }
+  }
+};
+
+[[gnu::noinline]] void register_drain() {
+  thread_local DrainAtExit drain;
+  (void)drain;
+  free_lists.drain_registered = true;
 }
 
-// Size class index for a request, or kClasses when too large to recycle.
-std::size_t class_of(std::size_t size) {
+inline void* pop(std::size_t size_class) {
+  FreeBlock* block = free_lists.heads[size_class];
+  if (block == nullptr) return nullptr;
+  free_lists.heads[size_class] = block->next;
+  --free_lists.counts[size_class];
+  return block;
+}
+
+inline bool push(std::size_t size_class, void* memory) {
+  if (free_lists.counts[size_class] >= kMaxCachedPerClass) return false;
+  if (!free_lists.drain_registered) [[unlikely]] {
+    register_drain();
+  }
+  auto* block = static_cast<FreeBlock*>(memory);
+  block->next = free_lists.heads[size_class];
+  free_lists.heads[size_class] = block;
+  ++free_lists.counts[size_class];
+  return true;
+}
+
+// Size class index for a request, or kClasses or more when too large to recycle.
+inline std::size_t class_of(std::size_t size) {
   if (size == 0) size = 1;
-  return (size + kFrameSizeClass - 1) / kFrameSizeClass - 1;
+  return (size - 1) / kFrameSizeClass;
 }
 
 }  // namespace
@@ -72,13 +86,13 @@ std::size_t class_of(std::size_t size) {
 void* allocate_frame(std::size_t size) {
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses) return ::operator new(size);
-  if (void* block = cache().pop(size_class)) return block;
+  if (void* block = pop(size_class)) return block;
   return ::operator new((size_class + 1) * kFrameSizeClass);
 }
 
 void deallocate_frame(void* block, std::size_t size) noexcept {
   const std::size_t size_class = class_of(size);
-  if (!kRecycle || size_class >= kClasses || !cache().push(size_class, block)) {
+  if (!kRecycle || size_class >= kClasses || !push(size_class, block)) {
     ::operator delete(block);
   }
 }

@@ -38,8 +38,9 @@ WaitNode* claim_wait_locked(TaskRecord& task) {
 
 void complete_task(TaskRecord& task) {
   // The region's summary is taken before the outcome is published: once `state` says
-  // completed, a joiner on another thread may move the outcome out.
-  Outcome<void> summary = task.outcome_summary();
+  // completed, a joiner on another thread may move the outcome out. An Ok outcome needs none.
+  std::optional<Outcome<void>> summary;
+  if (!task.outcome_ok()) summary.emplace(task.outcome_summary());
   // Joiners are woken after the lock is released; each token keeps its task alive.
   WakeToken first_joiner;
   std::vector<WakeToken> more_joiners;
@@ -62,7 +63,7 @@ void complete_task(TaskRecord& task) {
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
-  task.region->on_task_finished(task, std::move(summary));
+  task.region->on_task_finished(task, summary.has_value() ? &*summary : nullptr);
   task.release();
 }
 
@@ -103,24 +104,12 @@ WakeToken::WakeToken(const WaitNode& node) : task_(node.task), ticket_(node.tick
   task_->add_ref();
 }
 
-WakeToken& WakeToken::operator=(WakeToken&& other) noexcept {
-  if (this != &other) {
-    reset();
-    task_ = std::exchange(other.task_, nullptr);
-    ticket_ = other.ticket_;
-  }
-  return *this;
-}
-
-void WakeToken::wake(Lane lane) && {
-  if (task_ == nullptr) return;
+void WakeToken::wake_and_reset(Lane lane) {
   internal::wake(*task_, ticket_, lane);
-  reset();
+  release_task();
 }
 
-void WakeToken::reset() {
-  if (task_ != nullptr) std::exchange(task_, nullptr)->release();
-}
+void WakeToken::release_task() { std::exchange(task_, nullptr)->release(); }
 
 void JoinWaiterBase::link(TaskRecord& target) {
   prev = nullptr;
@@ -312,7 +301,12 @@ bool run_task(TaskRecord& task) {
   bool stalled = false;
   bool parked = false;
   bool cancel_requested = false;
-  {
+  // First dispatch of a task with no request: it never ran, so it cannot be parked (only the
+  // task itself parks), and without a request there is nothing to escalate. A request racing
+  // in after this check is seen at the task's first cancellation point, as if it came later.
+  const bool fresh = task.state.load(std::memory_order_relaxed) == TaskState::kCreated &&
+                     !task.cancel_requested.load(std::memory_order_acquire);
+  if (!fresh) {
     Guard guard(task.lock);
     if (task.cancel.requested()) {
       cancel_requested = true;

@@ -6,7 +6,7 @@
 // Thread-safety: a record is shared between the worker running the task and any thread that
 // wakes it, cancels it or joins it. `lock` guards the wait and cancel state (the fields marked
 // "guarded"); `state` and `refs` are atomics; the executor owns its own fields. Lock order:
-// Region mutex (parent before child) → TaskRecord::lock → the lock of a primitive, a timer
+// Region lock (parent before child) → TaskRecord::lock → the lock of a primitive, a timer
 // wheel or an executor queue. No code holds a task's lock while it takes a region's, runs user
 // code or calls WaitNode::interrupt().
 // Lifetime: reference counted: one reference while the task is live (its region owns it), one
@@ -40,6 +40,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "cancel/cancel_state.h"
 #include "core/budget.h"
@@ -96,17 +98,31 @@ class WakeToken {
   explicit WakeToken(const WaitNode& node);
   WakeToken(WakeToken&& other) noexcept
       : task_(std::exchange(other.task_, nullptr)), ticket_(other.ticket_) {}
-  WakeToken& operator=(WakeToken&& other) noexcept;
+  WakeToken& operator=(WakeToken&& other) noexcept {
+    if (this != &other) {
+      reset();
+      task_ = std::exchange(other.task_, nullptr);
+      ticket_ = other.ticket_;
+    }
+    return *this;
+  }
   WakeToken(const WakeToken&) = delete;
   WakeToken& operator=(const WakeToken&) = delete;
   ~WakeToken() { reset(); }
 
   explicit operator bool() const { return task_ != nullptr; }
   // Wakes the wait if it is still the task's current wait; consumes the token.
-  void wake(Lane lane = Lane::kReady) &&;
+  void wake(Lane lane = Lane::kReady) && {
+    if (task_ != nullptr) wake_and_reset(lane);
+  }
 
  private:
-  void reset();
+  // The empty-token paths are inline: most completions carry no waiter to wake.
+  void reset() {
+    if (task_ != nullptr) release_task();
+  }
+  void wake_and_reset(Lane lane);
+  void release_task();
   TaskRecord* task_ = nullptr;
   uint64_t ticket_ = 0;
 };
@@ -116,6 +132,7 @@ class JoinWaiterBase;
 class TaskRecord {
  public:
   TaskRecord() = default;
+  explicit TaskRecord(std::string_view task_name) : name(task_name) {}
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
 
@@ -125,6 +142,8 @@ class TaskRecord {
   virtual void set_cancelled_outcome(const CancelReason& reason) = 0;
   // The outcome without its value, once completed.
   virtual Outcome<void> outcome_summary() const = 0;
+  // True when the recorded outcome is Ok (the common case, which needs no summary).
+  virtual bool outcome_ok() const = 0;
 
   void add_ref() { refs.fetch_add(1, std::memory_order_relaxed); }
   // Frees the record when the last reference goes.
@@ -133,6 +152,9 @@ class TaskRecord {
   TaskState load_state() const { return state.load(std::memory_order_acquire); }
   bool completed() const { return load_state() == TaskState::kCompleted; }
 
+  // The fields are ordered by size, small ones packed together: every spawn writes the whole
+  // record, so its size is a direct cost (it is about 230 bytes; it was 256 with the padding).
+
   // Identity, set before the task is first scheduled and constant afterwards.
   TaskId id;
   std::string name;
@@ -140,20 +162,26 @@ class TaskRecord {
   Region* region = nullptr;
   Executor* executor = nullptr;
 
-  std::atomic<TaskState> state{TaskState::kCreated};
-
   SpinLock lock;
-  CancelState cancel;  // guarded
+  std::atomic<TaskState> state{TaskState::kCreated};
   // Mirrors cancel.requested() for lock-free checks at cancellation points (set, never cleared).
   std::atomic<bool> cancel_requested{false};
-  WaitNode* current_wait = nullptr;  // guarded
-  uint64_t wait_tickets = 0;         // guarded: the last ticket issued
-  uint64_t current_ticket = 0;       // guarded: the ticket of current_wait
-  uint64_t early_wake_ticket = 0;
   // A canceller claimed the wait and is running its interrupt() (no lock held): the task is
   // still parked for every purpose — no dispatch resumes or destroys it — until the canceller
   // clears this and reschedules it.
-  bool interrupting = false;               // guarded: a wake that came before its park
+  bool interrupting = false;  // guarded
+  // Touched only by the thread running the task.
+  bool frame_finished = false;
+  bool stall_reported = false;  // kWait: the stall was reported (once)
+  std::atomic<bool> budget_exhausted{false};
+  // Owned by the region (under its lock).
+  bool outcome_reported = false;
+
+  CancelState cancel;                      // guarded
+  WaitNode* current_wait = nullptr;        // guarded
+  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
+  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
+  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
@@ -162,16 +190,12 @@ class TaskRecord {
   // Touched only by the thread running the task.
   std::coroutine_handle<> root;
   std::coroutine_handle<> resume_point;
-  bool frame_finished = false;
-  std::atomic<bool> budget_exhausted{false};
-  bool stall_reported = false;  // kWait: the stall was reported (once)
   uint32_t polls = 0;
   uint32_t polls_since_cancel = 0;
 
-  // Owned by the region (under its mutex): the region's intrusive list of live tasks.
+  // Owned by the region (under its lock): the region's intrusive list of live tasks.
   TaskRecord* region_prev = nullptr;
   TaskRecord* region_next = nullptr;
-  bool outcome_reported = false;
 
   // Owned by the executor. The lab uses the plain fields; a multi-threaded executor keeps its
   // queue/run/notify protocol in executor_state.

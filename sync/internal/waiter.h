@@ -7,7 +7,7 @@
 // How a primitive uses it: its awaiter derives from `Awaiter<Self>` and provides, all called
 // with the primitive's mutex held except `precheck`:
 //
-//   std::mutex& wait_mutex();
+//   sync_internal::ObservedMutex& wait_mutex();
 //   absl::Status precheck();                    // after poll_cancel: bad input (an invalid
 //                                              // handle, a closing region) is refused at once
 //   WaitState try_complete_locked(WakeList&);  // kGranted / kRefused (with `status` set) to end
@@ -19,13 +19,23 @@
 //                                              // (true) or report it as success (false)
 //   void pass_on_locked(WakeList&);             // give an untaken grant to the next waiter
 //
+// and may provide
+//
+//   bool try_complete_unlocked();               // without the mutex, right after poll_cancel
+//                                              // and before precheck: true if it took the
+//                                              // resource at once (granted, nothing queued);
+//                                              // false to go on (precheck, locked steps). It
+//                                              // must return false on input precheck refuses
+//
 // and calls `abandon()` first thing in its destructor. `await_resume` starts with `settle()`.
 //
 // Thread-safety: `Waiter::state`, `status`, `amount` and `tag` are guarded by the primitive's
-// mutex (state is an atomic only so that a destructor can see a final state without the lock).
-// Completers change a node only while it is queued; once it is granted or refused only the
-// waiting task touches it. Lifetime: a node lives in the awaiting coroutine's frame; its
-// destructor deregisters it (SPEC 4.5). Cancellation: see `settle()` and SPEC 8.
+// mutex while the node is queued. Completers change a node only while it is queued; once it is
+// granted, refused or withdrawn only the waiting task touches it, and reads it without the
+// lock (state is an atomic so that the destructor and `settle` can see a final state; the
+// wake or the rescheduling that resumes the task orders the completer's writes before). Lifetime: a
+// node lives in the awaiting coroutine's frame; its destructor deregisters it (SPEC 4.5).
+// Cancellation: see `settle()` and SPEC 8.
 
 #ifndef ASUPERSYNC_SYNC_INTERNAL_WAITER_H_
 #define ASUPERSYNC_SYNC_INTERNAL_WAITER_H_
@@ -35,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -120,30 +131,44 @@ class WaiterList {
 // nothing.
 class WakeList {
  public:
-  WakeList() = default;
+  WakeList() {}
   WakeList(const WakeList&) = delete;
   WakeList& operator=(const WakeList&) = delete;
-  ~WakeList() { wake_all(); }
+  // Most lists stay empty (every fast path declares one): then this is two loads.
+  ~WakeList() {
+    if (inline_count_ != 0 || !overflow_.empty()) wake_all();
+  }
 
   void add(const internal::WaitNode& node) {
-    if (count_ < kInline) {
-      inline_[count_++] = internal::WakeToken(node);
+    if (inline_count_ < kInline) {
+      new (&inline_[inline_count_].token) internal::WakeToken(node);
+      ++inline_count_;
     } else {
       overflow_.emplace_back(node);
     }
   }
 
   void wake_all(Lane lane = Lane::kReady) {
-    for (size_t i = 0; i < count_; ++i) std::move(inline_[i]).wake(lane);
-    count_ = 0;
+    for (size_t i = 0; i < inline_count_; ++i) {
+      std::move(inline_[i].token).wake(lane);
+      inline_[i].token.~WakeToken();
+    }
+    inline_count_ = 0;
     for (internal::WakeToken& token : overflow_) std::move(token).wake(lane);
     overflow_.clear();
   }
 
  private:
   static constexpr size_t kInline = 4;
-  internal::WakeToken inline_[kInline];
-  size_t count_ = 0;
+  // Raw storage: only the first `inline_count_` slots hold a token (constructing and
+  // destroying four empty tokens per list cost more than the uncontended lock itself).
+  union Slot {
+    Slot() {}
+    ~Slot() {}
+    internal::WakeToken token;
+  };
+  Slot inline_[kInline];
+  size_t inline_count_ = 0;
   std::vector<internal::WakeToken> overflow_;
 };
 
@@ -161,8 +186,8 @@ enum class WaitState : uint8_t {
 // completer needs to know about it.
 class Waiter : public internal::WaitNode, public WaiterHook {
  public:
-  WaitState state() const { return state_.load(std::memory_order_relaxed); }
-  void set_state(WaitState state) { state_.store(state, std::memory_order_relaxed); }
+  WaitState state() const { return state_.load(std::memory_order_acquire); }
+  void set_state(WaitState state) { state_.store(state, std::memory_order_release); }
 
   // Grants the wait and takes a token to wake it after the lock (requires the lock; the node
   // is off the queue).
@@ -201,7 +226,8 @@ class Awaiter : public Waiter {
   bool await_ready() const noexcept { return false; }
 
   // Steps of docs/wait_protocol.md: poll_cancel, bad input, fast path, ticket, register, park;
-  // not parked (a grant raced in, or a cancel is deliverable): withdraw if still queued.
+  // not parked (a grant raced in, or a cancel is deliverable): withdraw if still queued. A
+  // primitive with a lock-free fast path (try_complete_unlocked) tries it before bad input.
   bool await_suspend(std::coroutine_handle<> handle) {
     Derived& self = derived();
     if (absl::Status cancelled = cx_->poll_cancel(); !cancelled.ok()) {
@@ -209,13 +235,23 @@ class Awaiter : public Waiter {
       set_state(WaitState::kCancelled);
       return false;
     }
+    constexpr bool kHasLockFreeTry = requires(Derived & d) { d.try_complete_unlocked(); };
+    if constexpr (kHasLockFreeTry) {
+      if (self.try_complete_unlocked()) {
+        set_state(WaitState::kGranted);
+        return false;
+      }
+    }
     if (absl::Status bad = self.precheck(); !bad.ok()) {
       status = std::move(bad);
       set_state(WaitState::kRefused);
       return false;
     }
     WakeList wakes;  // fired after the lock guards below are gone
-    {
+    // The try without a ticket. A primitive whose lock-free try just failed is most likely
+    // held: it goes straight to the ticket (one lock per contended wait instead of two; the
+    // locked step below still completes a wait that became possible meanwhile).
+    if constexpr (!kHasLockFreeTry) {
       std::lock_guard<sync_internal::ObservedMutex> lock(self.wait_mutex());
       if (complete_locked(wakes)) return false;
     }
@@ -250,11 +286,13 @@ class Awaiter : public Waiter {
   //   kCancelled: `status` is the Cancelled status; nothing was consumed (a grant that raced
   //               with the cancel was passed on when the primitive says so).
   WaitState settle() {
-    WaitState state_now = state();
-    if (waited_) {
-      std::lock_guard<sync_internal::ObservedMutex> lock(derived().wait_mutex());
-      state_now = state();
-    }
+    // No lock needed once parked: the task runs again only after whatever ended the wait is
+    // done with the node, and that ordered its writes (state, status) before the resume: a
+    // completer grants or refuses under the lock and wakes the task after releasing it; a
+    // cancellation runs interrupt() (withdraw, under the lock) before it reschedules the task;
+    // a wait that did not park withdrew under the lock itself. Completers touch a node only
+    // while it is queued.
+    const WaitState state_now = state();
     switch (state_now) {
       case WaitState::kCancelled:
         if (status.ok()) status = cancel_status();
