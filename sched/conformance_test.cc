@@ -69,7 +69,7 @@ TYPED_TEST(ConformanceTest, JoinYieldsChildOutcomes) {
           cx, "collect",
           [](Cx& rx) -> Task<int> {
             auto ok = rx.spawn("ok", [](Cx& c) -> Task<int> {
-              co_await c.yield();
+              (void)co_await c.yield();
               co_return 20;
             });
             auto failing = rx.spawn("failing", [](Cx&) -> Task<absl::StatusOr<int>> {
@@ -129,7 +129,7 @@ TYPED_TEST(ConformanceTest, FailFastCancelsSiblings) {
           sibling_cancelled->store(absl::IsCancelled(slept));
         });
         (void)rx.spawn("failing", [](Cx& c) -> Task<absl::Status> {
-          co_await c.yield();
+          (void)co_await c.yield();
           co_return absl::InternalError("disk full");
         });
         co_return;
@@ -151,7 +151,7 @@ TYPED_TEST(ConformanceTest, FinalizersRunLifoAfterChildren) {
         EXPECT_TRUE(rx.defer([log] { log->add("first registered"); }).ok());
         EXPECT_TRUE(rx.defer([log] { log->add("second registered"); }).ok());
         (void)rx.spawn("child", [log](Cx& c) -> Task<void> {
-          co_await c.sleep(Duration::Milliseconds(1));
+          (void)co_await c.sleep(Duration::Milliseconds(1));
           log->add("child done");
         });
         co_return;
@@ -183,7 +183,7 @@ TYPED_TEST(ConformanceTest, CancelPropagatesDownTheTree) {
             Outcome<void> joined = co_await sleeper->join(c);
             if (joined.is_cancelled()) cancelled->fetch_add(1);
           });
-          co_await ix.yield();
+          (void)co_await ix.yield();
           ix.region().parent()->cancel(CancelReason(CancelKind::kUser, ix.region().parent()->id(),
                                                     std::nullopt, Time::Epoch(), "stop everything"),
                                        Budget::Infinite());
@@ -219,7 +219,7 @@ TYPED_TEST(ConformanceTest, ShieldDefersDelivery) {
         EXPECT_TRUE(absl::IsCancelled(after)) << after;
         co_return completed_sleeps;
       });
-      co_await cx.yield();
+      (void)co_await cx.yield();
       handle->cancel("stop");
       auto shield = cx.shield();
       Outcome<int> joined = co_await handle->join(cx);
