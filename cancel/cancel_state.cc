@@ -22,34 +22,61 @@ absl::Status cancelled_status(const CancelReason& reason) {
   return absl::CancelledError(std::move(text));
 }
 
+SharedCancelRequest::SharedCancelRequest(const CancelReason& reason, const Budget& cleanup_budget,
+                                         absl::Status status)
+    : rep_(new Rep) {
+  rep_->reason = reason;
+  rep_->cleanup_budget = cleanup_budget;
+  rep_->status = status.ok() ? cancelled_status(reason) : std::move(status);
+}
+
+void SharedCancelRequest::release() {
+  if (rep_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete rep_;
+}
+
 bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget,
                           const absl::Status* formatted) {
-  if (details_ == nullptr) {
-    details_ = std::make_unique<Details>(
-        Details{reason, cleanup_budget, formatted != nullptr ? *formatted : absl::OkStatus()});
+  if (!request_) {
+    request_ = SharedCancelRequest(reason, cleanup_budget,
+                                   formatted != nullptr ? *formatted : absl::OkStatus());
     return true;
   }
-  if (compare_strength(reason, details_->reason) > 0) {
-    details_->reason = reason;
-    details_->formatted = formatted != nullptr ? *formatted : absl::OkStatus();
-  }
-  details_->cleanup_budget = meet(details_->cleanup_budget, cleanup_budget);
+  const bool stronger = compare_strength(reason, request_.reason()) > 0;
+  const Budget tightened = meet(request_.cleanup_budget(), cleanup_budget);
+  if (!stronger && tightened == request_.cleanup_budget()) return false;
+  request_ = stronger ? SharedCancelRequest(reason, tightened,
+                                            formatted != nullptr ? *formatted : absl::OkStatus())
+                      : SharedCancelRequest(request_.reason(), tightened, request_.status());
   return false;
 }
 
-const absl::Status& CancelState::delivery_status() {
-  if (details_->formatted.ok()) details_->formatted = cancelled_status(details_->reason);
-  return details_->formatted;
+bool CancelState::request(const SharedCancelRequest& shared) {
+  if (!request_) {
+    request_ = shared;
+    return true;
+  }
+  const bool stronger = compare_strength(shared.reason(), request_.reason()) > 0;
+  const Budget tightened = meet(request_.cleanup_budget(), shared.cleanup_budget());
+  if (!stronger) {
+    if (tightened != request_.cleanup_budget()) {
+      request_ = SharedCancelRequest(request_.reason(), tightened, request_.status());
+    }
+  } else if (tightened == shared.cleanup_budget()) {
+    request_ = shared;
+  } else {
+    request_ = SharedCancelRequest(shared.reason(), tightened, shared.status());
+  }
+  return false;
 }
 
 const CancelReason& CancelState::reason() const {
   static const CancelReason* const kNone = new CancelReason();
-  return details_ != nullptr ? details_->reason : *kNone;
+  return request_ ? request_.reason() : *kNone;
 }
 
 const Budget& CancelState::cleanup_budget() const {
   static const Budget* const kInfinite = new Budget(Budget::Infinite());
-  return details_ != nullptr ? details_->cleanup_budget : *kInfinite;
+  return request_ ? request_.cleanup_budget() : *kInfinite;
 }
 
 absl::Status CancelState::push_shield() {

@@ -17,8 +17,9 @@
 #ifndef ASUPERSYNC_CANCEL_CANCEL_STATE_H_
 #define ASUPERSYNC_CANCEL_CANCEL_STATE_H_
 
+#include <atomic>
 #include <cstdint>
-#include <memory>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "core/budget.h"
@@ -46,6 +47,53 @@ Budget cleanup_budget_for(CancelKind kind, const Budget& requested);
 // full reason, with origin, time and cause chain, stays available from the context).
 absl::Status cancelled_status(const CancelReason& reason);
 
+// A recorded request: reason, cleanup budget and cancelled_status(reason), immutable and
+// reference-counted. A region that cancels many tasks with one reason makes one and hands it to
+// each task, so a task's request costs a reference count, not an allocation and three copies.
+// Thread-safety: immutable; copies may be used and destroyed from any thread. Move and copy
+// are cheap (one pointer).
+class SharedCancelRequest {
+ public:
+  SharedCancelRequest() = default;
+  // `status` is cancelled_status(reason) when the caller already has it; when it is OK it is
+  // formatted here.
+  SharedCancelRequest(const CancelReason& reason, const Budget& cleanup_budget,
+                      absl::Status status = absl::OkStatus());
+  SharedCancelRequest(const SharedCancelRequest& other) : rep_(other.rep_) {
+    if (rep_ != nullptr) rep_->refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  SharedCancelRequest& operator=(const SharedCancelRequest& other) {
+    SharedCancelRequest copy(other);
+    std::swap(rep_, copy.rep_);
+    return *this;
+  }
+  SharedCancelRequest(SharedCancelRequest&& other) noexcept
+      : rep_(std::exchange(other.rep_, nullptr)) {}
+  SharedCancelRequest& operator=(SharedCancelRequest&& other) noexcept {
+    std::swap(rep_, other.rep_);
+    return *this;
+  }
+  ~SharedCancelRequest() {
+    if (rep_ != nullptr) release();
+  }
+
+  explicit operator bool() const { return rep_ != nullptr; }
+  // Require a request (operator bool).
+  const CancelReason& reason() const { return rep_->reason; }
+  const Budget& cleanup_budget() const { return rep_->cleanup_budget; }
+  const absl::Status& status() const { return rep_->status; }
+
+ private:
+  struct Rep {
+    std::atomic<uint32_t> refs{1};
+    CancelReason reason;
+    Budget cleanup_budget;
+    absl::Status status;
+  };
+  void release();
+  Rep* rep_ = nullptr;
+};
+
 class CancelState {
  public:
   CancelState() = default;
@@ -53,15 +101,17 @@ class CancelState {
   // Records a request. Returns true if this is the first request. A repeated request
   // strengthens the reason and tightens the cleanup budget; it never loosens either.
   // `formatted`, when given, is cancelled_status(reason) made once by whoever cancels many
-  // tasks with one reason (a region), so each task shares it instead of formatting its own.
+  // tasks with one reason, so each task shares it instead of formatting its own.
   bool request(const CancelReason& reason, const Budget& cleanup_budget,
                const absl::Status* formatted = nullptr);
+  // The same with a request made once for many tasks: the first request of a task keeps a
+  // reference to `shared` (no copy).
+  bool request(const SharedCancelRequest& shared);
 
-  // cancelled_status(reason()), formatted at most once per distinct reason. Requires
-  // requested().
-  const absl::Status& delivery_status();
+  // cancelled_status(reason()). Requires requested().
+  const absl::Status& delivery_status() const { return request_.status(); }
 
-  bool requested() const { return details_ != nullptr; }
+  bool requested() const { return static_cast<bool>(request_); }
   // The request; a default reason and an infinite budget when none was made.
   const CancelReason& reason() const;
   const Budget& cleanup_budget() const;
@@ -80,14 +130,9 @@ class CancelState {
   int shield_depth() const { return shield_depth_; }
 
  private:
-  // Allocated by the first request: a task that is never cancelled (the common case) carries
-  // two words of cancel state instead of a reason and a budget.
-  struct Details {
-    CancelReason reason;
-    Budget cleanup_budget;
-    absl::Status formatted;  // OK until formatted
-  };
-  std::unique_ptr<Details> details_;
+  // Set by the first request (a task that is never cancelled, the common case, carries one
+  // null pointer); replaced, never mutated, when a later request strengthens or tightens it.
+  SharedCancelRequest request_;
   bool acknowledged_ = false;
   int shield_depth_ = 0;
 };

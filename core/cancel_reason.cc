@@ -131,24 +131,29 @@ Budget cleanup_budget(CancelKind kind) {
 }
 
 CancelReason::CancelReason(CancelKind kind, RegionId origin_region,
-                           std::optional<TaskId> origin_task, Time time, std::string message)
-    : kind_(kind),
-      origin_region_(origin_region),
-      origin_task_(origin_task),
-      time_(time),
-      message_(message.empty() ? nullptr
-                               : std::make_shared<const std::string>(std::move(message))) {
+                           std::optional<TaskId> origin_task, Time time, std::string message) {
   CheckValidKind(kind);
+  rep_ = new Rep;
+  rep_->kind = kind;
+  rep_->origin_region = origin_region;
+  rep_->origin_task = origin_task;
+  rep_->time = time;
+  rep_->message = std::move(message);
+}
+
+void CancelReason::release() {
+  if (rep_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete rep_;
 }
 
 CancelReason CancelReason::caused_by(CancelKind kind, RegionId origin_region,
                                      std::optional<TaskId> origin_task, Time time,
                                      std::string message) const {
   CancelReason out(kind, origin_region, origin_task, time, std::move(message));
-  if (cause_depth_ < kMaxCauseDepth) {
-    out.cause_ = std::make_shared<const CancelReason>(*this);
-    out.cause_depth_ = cause_depth_ + 1;
-    out.cause_truncated_ = cause_truncated_;
+  const int depth = cause_depth();
+  if (depth < kMaxCauseDepth) {
+    out.rep_->cause = *this;
+    out.rep_->cause_depth = depth + 1;
+    out.rep_->cause_truncated = cause_truncated();
     return out;
   }
   // The chain would be kMaxCauseDepth + 1 long: keep *this and its kMaxCauseDepth - 1 newest
@@ -160,63 +165,71 @@ CancelReason CancelReason::caused_by(CancelKind kind, RegionId origin_region,
     kept[i] = link;
     link = link->cause();
   }
-  std::shared_ptr<const CancelReason> chain;
+  CancelReason chain;
   for (int i = kMaxCauseDepth - 1; i >= 0; --i) {
-    auto copy = std::make_shared<CancelReason>(*kept[i]);
-    copy->cause_ = std::move(chain);
-    copy->cause_depth_ = kMaxCauseDepth - 1 - i;
-    copy->cause_truncated_ = true;
+    CancelReason copy(kept[i]->kind(), kept[i]->origin_region(), kept[i]->origin_task(),
+                      kept[i]->time(), kept[i]->message());
+    copy.rep_->cause = std::move(chain);
+    copy.rep_->cause_depth = kMaxCauseDepth - 1 - i;
+    copy.rep_->cause_truncated = true;
     chain = std::move(copy);
   }
-  out.cause_ = std::move(chain);
-  out.cause_depth_ = kMaxCauseDepth;
-  out.cause_truncated_ = true;
+  out.rep_->cause = std::move(chain);
+  out.rep_->cause_depth = kMaxCauseDepth;
+  out.rep_->cause_truncated = true;
   return out;
 }
 
 const std::string& CancelReason::message() const {
   static const std::string* const kEmpty = new std::string();
-  return message_ != nullptr ? *message_ : *kEmpty;
+  return rep_ != nullptr ? rep_->message : *kEmpty;
 }
 
 std::string CancelReason::to_string() const {
   std::string out;
   for (const CancelReason* r = this; r != nullptr; r = r->cause()) {
     if (r != this) out += " <- ";
-    absl::StrAppend(&out, cancel_kind_name(r->kind_), " at ", r->time_.to_string(), " from region ",
-                    r->origin_region_.to_string());
-    if (r->origin_task_.has_value()) absl::StrAppend(&out, " task ", r->origin_task_->to_string());
+    absl::StrAppend(&out, cancel_kind_name(r->kind()), " at ", r->time().to_string(),
+                    " from region ", r->origin_region().to_string());
+    const std::optional<TaskId> task = r->origin_task();
+    if (task.has_value()) absl::StrAppend(&out, " task ", task->to_string());
     if (!r->message().empty()) absl::StrAppend(&out, ": '", r->message(), "'");
-    if (r->cause() == nullptr && r->cause_truncated_) out += " <- ...";
+    if (r->cause() == nullptr && r->cause_truncated()) out += " <- ...";
   }
   return out;
 }
 
 bool operator==(const CancelReason& a, const CancelReason& b) {
-  if (a.kind_ != b.kind_ || a.origin_region_ != b.origin_region_ ||
-      a.origin_task_ != b.origin_task_ || a.time_ != b.time_ || a.message() != b.message() ||
-      a.cause_depth_ != b.cause_depth_ || a.cause_truncated_ != b.cause_truncated_) {
+  if (a.rep_ == b.rep_) return true;  // Copies of one reason (or both default).
+  if (a.kind() != b.kind() || a.origin_region() != b.origin_region() ||
+      a.origin_task() != b.origin_task() || a.time() != b.time() || a.message() != b.message() ||
+      a.cause_depth() != b.cause_depth() || a.cause_truncated() != b.cause_truncated()) {
     return false;
   }
-  if (a.cause_ == b.cause_) return true;  // Same shared link, or both absent.
-  return *a.cause_ == *b.cause_;          // Both present: equal depths imply both are non-null.
+  const CancelReason* a_cause = a.cause();
+  const CancelReason* b_cause = b.cause();
+  if (a_cause == nullptr || b_cause == nullptr) return a_cause == b_cause;
+  return *a_cause == *b_cause;
 }
 
 int compare_strength(const CancelReason& a, const CancelReason& b) {
-  if (&a == &b) return 0;
-  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;        // Higher tier is stronger.
-  if (int c = Compare(b.time_, a.time_); c != 0) return c;          // Earlier time is stronger.
-  if (int c = Compare(b.message(), a.message()); c != 0) return c;  // Smaller message is stronger.
+  // Copies of one reason (a region's request shared by its tasks) are equal: no field reads.
+  if (a.rep_ == b.rep_) return 0;
+  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;          // Higher tier is stronger.
+  if (int c = Compare(b.time(), a.time()); c != 0) return c;          // Earlier time is stronger.
+  if (int c = Compare(b.message(), a.message()); c != 0) return c;    // Smaller message is stronger.
   // Tie-breakers that make the order total (and `strengthen` commutative in value).
-  if (int c = Compare(b.kind_, a.kind_); c != 0) return c;
-  if (int c = Compare(b.origin_region_, a.origin_region_); c != 0) return c;
-  if (int c = Compare(b.origin_task_, a.origin_task_); c != 0) return c;  // nullopt < any.
-  if (a.cause_ != b.cause_) {
-    if (a.cause_ == nullptr) return 1;  // No cause is stronger than some cause.
-    if (b.cause_ == nullptr) return -1;
-    if (int c = compare_strength(*a.cause_, *b.cause_); c != 0) return c;
+  if (int c = Compare(b.kind(), a.kind()); c != 0) return c;
+  if (int c = Compare(b.origin_region(), a.origin_region()); c != 0) return c;
+  if (int c = Compare(b.origin_task(), a.origin_task()); c != 0) return c;  // nullopt < any.
+  const CancelReason* a_cause = a.cause();
+  const CancelReason* b_cause = b.cause();
+  if (a_cause != b_cause) {
+    if (a_cause == nullptr) return 1;  // No cause is stronger than some cause.
+    if (b_cause == nullptr) return -1;
+    if (int c = compare_strength(*a_cause, *b_cause); c != 0) return c;
   }
-  return Compare(b.cause_truncated_, a.cause_truncated_);  // Untruncated is stronger.
+  return Compare(b.cause_truncated(), a.cause_truncated());  // Untruncated is stronger.
 }
 
 CancelReason strengthen(const CancelReason& a, const CancelReason& b) {

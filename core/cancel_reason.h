@@ -10,25 +10,29 @@
 // it, when, a human-readable message, and the reason that caused it (e.g. a `ParentCancelled`
 // reason points at the region's own reason). The cause chain holds at most `kMaxCauseDepth`
 // reasons; when `caused_by` would make it longer, the oldest causes are dropped and
-// `cause_truncated()` becomes true. Causes are shared, so copying a reason is cheap (one string,
-// one shared_ptr).
+// `cause_truncated()` becomes true. A reason is one pointer to a shared, reference-counted
+// record: a region cancelling many tasks hands each the same record, so copying, comparing
+// (`compare_strength` of two copies is a pointer comparison) and destroying a reason cost one
+// atomic reference count operation, not a copy of its fields.
 //
 // When two requests meet, `strengthen` picks the stronger reason. It is deterministic,
 // idempotent, commutative and associative in value, and monotone: the strength order
 // (`compare_strength`) is total, and `strengthen` is its max.
 //
 // Thread-safety: immutable after construction; copies may be read and destroyed from any thread
-// (the shared cause is const and reference-counted atomically).
+// (the shared record is const and reference-counted atomically).
 
 #ifndef ASUPERSYNC_CORE_CANCEL_REASON_H_
 #define ASUPERSYNC_CORE_CANCEL_REASON_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "core/budget.h"
@@ -92,25 +96,29 @@ class CancelReason {
   CancelReason(CancelKind kind, RegionId origin_region, std::optional<TaskId> origin_task,
                Time time, std::string message);
 
-  CancelReason(const CancelReason&) = default;
-  CancelReason& operator=(const CancelReason&) = default;
-  CancelReason(CancelReason&&) = default;
-  CancelReason& operator=(CancelReason&&) = default;
+  CancelReason(const CancelReason& other);
+  CancelReason& operator=(const CancelReason& other);
+  CancelReason(CancelReason&& other) noexcept : rep_(std::exchange(other.rep_, nullptr)) {}
+  CancelReason& operator=(CancelReason&& other) noexcept {
+    std::swap(rep_, other.rep_);
+    return *this;
+  }
+  ~CancelReason();
 
-  CancelKind kind() const { return kind_; }
-  int tier() const { return cancel_tier(kind_); }
-  RegionId origin_region() const { return origin_region_; }
-  std::optional<TaskId> origin_task() const { return origin_task_; }
-  Time time() const { return time_; }
+  CancelKind kind() const;
+  int tier() const { return cancel_tier(kind()); }
+  RegionId origin_region() const;
+  std::optional<TaskId> origin_task() const;
+  Time time() const;
   const std::string& message() const;
 
   // The reason that caused this one, or nullptr. Owned by this reason (and shared with its
   // copies); valid as long as this reason is.
-  const CancelReason* cause() const { return cause_.get(); }
+  const CancelReason* cause() const;
   // The number of reasons in the cause chain (0 without a cause), at most kMaxCauseDepth.
-  int cause_depth() const { return cause_depth_; }
+  int cause_depth() const;
   // True if older causes were dropped from this reason's chain to respect kMaxCauseDepth.
-  bool cause_truncated() const { return cause_truncated_; }
+  bool cause_truncated() const;
 
   // A new reason with the given fields whose cause is (a copy of) this reason. If the chain
   // would exceed kMaxCauseDepth, the oldest causes are dropped and the result's
@@ -134,17 +142,55 @@ class CancelReason {
  private:
   friend int compare_strength(const CancelReason& a, const CancelReason& b);
 
-  CancelKind kind_ = CancelKind::kUser;
-  RegionId origin_region_;
-  std::optional<TaskId> origin_task_;
-  Time time_;
-  // Shared and immutable, so copying a reason (every cancelled task keeps one) never copies
-  // the text. Null for an empty message.
-  std::shared_ptr<const std::string> message_;
-  std::shared_ptr<const CancelReason> cause_;
-  int cause_depth_ = 0;
-  bool cause_truncated_ = false;
+  // The shared record (defined below); immutable once a CancelReason points at it.
+  struct Rep;
+
+  void release();
+
+  // Null for a default-constructed reason (every field at its default).
+  Rep* rep_ = nullptr;
 };
+
+struct CancelReason::Rep {
+  std::atomic<uint32_t> refs{1};
+  CancelKind kind = CancelKind::kUser;
+  bool cause_truncated = false;
+  int cause_depth = 0;
+  RegionId origin_region;
+  std::optional<TaskId> origin_task;
+  Time time;
+  std::string message;
+  CancelReason cause;  // rep_ == nullptr: no cause
+};
+
+inline CancelReason::CancelReason(const CancelReason& other) : rep_(other.rep_) {
+  if (rep_ != nullptr) rep_->refs.fetch_add(1, std::memory_order_relaxed);
+}
+inline CancelReason& CancelReason::operator=(const CancelReason& other) {
+  CancelReason copy(other);
+  std::swap(rep_, copy.rep_);
+  return *this;
+}
+inline CancelReason::~CancelReason() {
+  if (rep_ != nullptr) release();
+}
+inline CancelKind CancelReason::kind() const {
+  return rep_ != nullptr ? rep_->kind : CancelKind::kUser;
+}
+inline RegionId CancelReason::origin_region() const {
+  return rep_ != nullptr ? rep_->origin_region : RegionId();
+}
+inline std::optional<TaskId> CancelReason::origin_task() const {
+  return rep_ != nullptr ? rep_->origin_task : std::nullopt;
+}
+inline Time CancelReason::time() const { return rep_ != nullptr ? rep_->time : Time(); }
+inline const CancelReason* CancelReason::cause() const {
+  return rep_ != nullptr && rep_->cause.rep_ != nullptr ? &rep_->cause : nullptr;
+}
+inline int CancelReason::cause_depth() const { return rep_ != nullptr ? rep_->cause_depth : 0; }
+inline bool CancelReason::cause_truncated() const {
+  return rep_ != nullptr && rep_->cause_truncated;
+}
 
 // The strength order behind `strengthen`: > 0 if `a` is stronger than `b`, < 0 if weaker, 0 iff
 // a == b. Stronger means: higher tier; then earlier time; then lexicographically smaller

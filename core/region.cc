@@ -250,8 +250,13 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
   // Tasks cannot leave the list while the lock is held (on_task_finished takes it), and
   // request_cancel never takes this region's lock, so the list can be walked directly. The
   // body-region chain it cancels holds only descendants of this region.
-  for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
-    internal::request_cancel(*task, cancel_reason_, cleanup_budget_, &cancel_status_);
+  if (tasks_head_ != nullptr) {
+    // One request record for all the tasks: each keeps a reference, none a copy.
+    const SharedCancelRequest shared(
+        cancel_reason_, cleanup_budget_for(cancel_reason_.kind(), cleanup_budget_), cancel_status_);
+    for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
+      internal::request_cancel(*task, cancel_reason_, cleanup_budget_, &shared);
+    }
   }
   if (!children_.empty()) {
     const CancelReason child_reason =

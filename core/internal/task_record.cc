@@ -199,7 +199,7 @@ void finish_interrupt(TaskRecord& task, WaitNode& claimed) {
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
-                    const absl::Status* formatted) {
+                    const SharedCancelRequest* shared) {
   WaitNode* claimed = nullptr;
   // The regions whose body this task runs are part of its work: they are cancelled too
   // (SPEC 4.1). References keep them alive once the lock is released.
@@ -212,7 +212,11 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
     Guard guard(task.lock);
     completed = task.completed();
     if (!completed) {
-      task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup), formatted);
+      if (shared != nullptr) {
+        task.cancel.request(*shared);
+      } else {
+        task.cancel.request(reason, cleanup_budget_for(reason.kind(), cleanup));
+      }
       task.cancel_requested.store(true, std::memory_order_release);
       for (Region* region = task.body_region; region != nullptr;
            region = region->enclosing_body_region()) {

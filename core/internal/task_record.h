@@ -259,9 +259,11 @@ void schedule_new(TaskRecord& task);
 
 // Requests cancellation of one task (SPEC 4.1, 4.2): records the request, cancels the regions
 // whose body the task runs, interrupts its wait if deliverable, and moves it to the cancel lane.
-// `formatted` (optional) is cancelled_status(reason), shared by a region's many requests.
+// `shared` (optional) is the request made once of (reason, cleanup_budget_for(reason.kind(),
+// cleanup), cancelled_status(reason)) by a region cancelling many tasks: the task keeps a
+// reference to it instead of a copy.
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
-                    const absl::Status* formatted = nullptr);
+                    const SharedCancelRequest* shared = nullptr);
 
 // Interrupts the wait of a task running a body in (or below) `cancelled`, when deliverable.
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled);
