@@ -179,6 +179,11 @@ struct Worker {
   std::deque<CancelEntry> cancel_lane;
   int cancel_streak = 0;
   int lifo_streak = 0;
+  // The task this worker is running, and the notify bits (kNotified | lane) of a schedule()
+  // it made of itself (a yield): recorded here instead of in executor_state, because only this
+  // worker ends the run, and it merges them into the one transition at the end of dispatch.
+  TaskRecord* running = nullptr;
+  uint32_t self_notified = 0;
   uint32_t tick = 0;
   bool in_dispatch = false;
   // 0 while parked; an unparker stores 1 and wakes the futex.
@@ -335,15 +340,23 @@ class Runtime::Impl {
 
   // --- Executor ----------------------------------------------------------------------------
 
+  static uint32_t notify_bits(Lane lane) {
+    return kNotified | (lane == Lane::kCancel  ? kNotifyCancel
+                        : lane == Lane::kTimed ? kNotifyTimed
+                                               : 0);
+  }
+
   void schedule(TaskRecord& task, Lane lane) {
     if (task.completed()) return;
+    // The running task schedules itself (a yield): no atomic RMW, see Worker::self_notified.
+    if (current_runtime == this && current_worker->running == &task) {
+      current_worker->self_notified |= notify_bits(lane);
+      return;
+    }
     uint32_t state = task.executor_state.load(std::memory_order_acquire);
     while (true) {
       if (state & kRunning) {
-        const uint32_t notified = state | kNotified |
-                                  (lane == Lane::kCancel  ? kNotifyCancel
-                                   : lane == Lane::kTimed ? kNotifyTimed
-                                                          : 0);
+        const uint32_t notified = state | notify_bits(lane);
         if (notified == state) return;
         if (task.executor_state.compare_exchange_weak(state, notified, std::memory_order_acq_rel)) {
           return;
@@ -660,14 +673,25 @@ class Runtime::Impl {
     worker.dispatches.store(worker.dispatches.load(std::memory_order_relaxed) + 1,
                             std::memory_order_relaxed);
     worker.in_dispatch = true;
+    worker.running = &task;
     const bool completed = internal::run_task(task);
+    worker.running = nullptr;
     worker.in_dispatch = false;
+    const uint32_t self_notified = std::exchange(worker.self_notified, 0);
+    if (completed) {
+      // A completed task is never queued again (schedule() checks first; a wake that raced
+      // past that check only sets notify bits on kRunning), and a stale entry finds no
+      // kQueued: the state can stay as it is, saving the transition's locked instruction.
+      task.release();
+      return;
+    }
     state = task.executor_state.load(std::memory_order_acquire);
     while (true) {
-      if ((state & kNotified) && !completed) {
-        const Lane lane = (state & kNotifyCancel)  ? Lane::kCancel
-                          : (state & kNotifyTimed) ? Lane::kTimed
-                                                   : Lane::kReady;
+      const uint32_t notified = state | self_notified;
+      if (notified & kNotified) {
+        const Lane lane = (notified & kNotifyCancel)  ? Lane::kCancel
+                          : (notified & kNotifyTimed) ? Lane::kTimed
+                                                      : Lane::kReady;
         const uint32_t queued = kQueued | (lane == Lane::kCancel ? kInCancelLane : 0);
         if (task.executor_state.compare_exchange_weak(state, queued, std::memory_order_acq_rel)) {
           // The entry's reference carries over. A yield goes to the back of the FIFO queue.
