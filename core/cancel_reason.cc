@@ -215,9 +215,9 @@ bool operator==(const CancelReason& a, const CancelReason& b) {
 int compare_strength(const CancelReason& a, const CancelReason& b) {
   // Copies of one reason (a region's request shared by its tasks) are equal: no field reads.
   if (a.rep_ == b.rep_) return 0;
-  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;          // Higher tier is stronger.
-  if (int c = Compare(b.time(), a.time()); c != 0) return c;          // Earlier time is stronger.
-  if (int c = Compare(b.message(), a.message()); c != 0) return c;    // Smaller message is stronger.
+  if (int c = Compare(a.tier(), b.tier()); c != 0) return c;        // Higher tier is stronger.
+  if (int c = Compare(b.time(), a.time()); c != 0) return c;        // Earlier time is stronger.
+  if (int c = Compare(b.message(), a.message()); c != 0) return c;  // Smaller message is stronger.
   // Tie-breakers that make the order total (and `strengthen` commutative in value).
   if (int c = Compare(b.kind(), a.kind()); c != 0) return c;
   if (int c = Compare(b.origin_region(), a.origin_region()); c != 0) return c;
