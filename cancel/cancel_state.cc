@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace asupersync {
@@ -11,15 +12,32 @@ Budget cleanup_budget_for(CancelKind kind, const Budget& requested) {
 }
 
 absl::Status cancelled_status(const CancelReason& reason) {
-  std::string text = "cancelled (";
+  // "cancelled (KIND)" or "cancelled (KIND): MESSAGE". The status copies its text, so a short
+  // one is assembled on the stack: one allocation (the status) instead of a growing string's.
+  constexpr absl::string_view kPrefix = "cancelled (";
   const absl::string_view kind = cancel_kind_name(reason.kind());
-  text.append(kind.data(), kind.size());
-  text += ")";
-  if (!reason.message().empty()) {
-    text += ": ";
-    text += reason.message();
+  const absl::string_view message = reason.message();
+  const size_t size = kPrefix.size() + kind.size() + 1 + (message.empty() ? 0 : 2 + message.size());
+  char stack_buffer[160];
+  std::string heap_buffer;
+  char* text = stack_buffer;
+  if (size > sizeof stack_buffer) {
+    heap_buffer.resize(size);
+    text = heap_buffer.data();
   }
-  return absl::CancelledError(std::move(text));
+  char* out = text;
+  auto append = [&out](absl::string_view piece) {
+    std::memcpy(out, piece.data(), piece.size());
+    out += piece.size();
+  };
+  append(kPrefix);
+  append(kind);
+  append(")");
+  if (!message.empty()) {
+    append(": ");
+    append(message);
+  }
+  return absl::CancelledError(absl::string_view(text, size));
 }
 
 SharedCancelRequest::SharedCancelRequest(const CancelReason& reason, const Budget& cleanup_budget,

@@ -493,6 +493,12 @@ class Runtime::Impl {
 
   void push_cancel(Worker& worker, TaskRecord& task) {
     const uint8_t priority = cleanup_priority(task);
+    // The common cases append (an insert at begin() of an empty deque is a push_front, which
+    // allocates a fresh block each time the front crosses one).
+    if (worker.cancel_lane.empty() || worker.cancel_lane.back().priority >= priority) {
+      worker.cancel_lane.push_back(Worker::CancelEntry{priority, &task});
+      return;
+    }
     auto position = worker.cancel_lane.end();
     // Equal priorities stay FIFO; a higher one goes ahead of lower ones.
     while (position != worker.cancel_lane.begin() && (position - 1)->priority < priority) {
