@@ -203,33 +203,45 @@ absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind,
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::record: obligation kind ",
                                                    static_cast<int>(kind), " is not a kind"));
   }
-  std::unique_lock<SpinLock> lock(mu_);
-  const size_t pending = pending_count_.load(std::memory_order_relaxed);
-  if (admission_closed_.load(std::memory_order_relaxed) ||
-      (max_pending_.has_value() && pending >= *max_pending_)) {
-    lock.unlock();  // the message is formatted without the lock
-    return admission_error(kind, description, site, pending);
-  }
-  uint32_t index = free_head_;
-  if (index != kNoSlot) {
-    free_head_ = slots_[index].next_free;
-    ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
-  } else {
-    if (slots_.size() >= kNoSlot) {
-      obligations_internal::invariant_violated("an ObligationLedger holds at most 2^32-1 slots");
+  size_t refused_at;  // pending when refused: the message is formatted without the lock
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    const size_t pending = pending_count_.load(std::memory_order_relaxed);
+    if (!admission_closed_.load(std::memory_order_relaxed) &&
+        (!max_pending_.has_value() || pending < *max_pending_)) {
+      uint32_t index = free_head_;
+      if (index == kNoSlot) {
+        index = add_slot_locked();
+      } else {
+        free_head_ = slots_[index].next_free;
+        ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
+      }
+      Slot& slot = slots_[index];
+      slot.live = true;
+      slot.kind = kind;
+      slot.sequence = next_sequence_++;
+      slot.site = site;
+      // A free slot owns no text (resolve takes it out), so this is a plain transfer.
+      slot.description.literal_ = description.literal_;
+      slot.description.count_ = description.count_;
+      slot.description.has_count_ = description.has_count_;
+      slot.description.owned_ = std::exchange(description.owned_, nullptr);
+      pending_count_.store(pending + 1, std::memory_order_release);
+      return ObligationId(index, slot.generation);
     }
-    index = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
-    slots_.back().generation = 1;
+    refused_at = pending;
   }
-  Slot& slot = slots_[index];
-  slot.live = true;
-  slot.kind = kind;
-  slot.sequence = next_sequence_++;
-  slot.site = site;
-  slot.description = std::move(description);
-  pending_count_.store(pending + 1, std::memory_order_release);
-  return ObligationId(index, slot.generation);
+  return admission_error(kind, description, site, refused_at);
+}
+
+uint32_t ObligationLedger::add_slot_locked() {
+  if (slots_.size() >= kNoSlot) {
+    obligations_internal::invariant_violated("an ObligationLedger holds at most 2^32-1 slots");
+  }
+  const uint32_t index = static_cast<uint32_t>(slots_.size());
+  slots_.emplace_back();
+  slots_.back().generation = 1;
+  return index;
 }
 
 absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) const {
@@ -255,6 +267,35 @@ std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
 }
 
 absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
+  // The common case, without the locals of the general path below: a live entry whose
+  // description owns no text, resolved other than as a leak, and not the last entry of a
+  // closing ledger (nothing to free, store, print or call).
+  if (resolution == Resolution::kCommitted || resolution == Resolution::kCompleted ||
+      resolution == Resolution::kAborted) {
+    std::lock_guard<SpinLock> lock(mu_);
+    const uint32_t index = id.index();
+    if (id.is_valid() && index < slots_.size()) {
+      Slot& slot = slots_[index];
+      const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
+      if (slot.live && slot.generation == id.generation() && slot.description.owned_ == nullptr &&
+          slot.generation != ~uint32_t{0} &&
+          (pending != 0 || !admission_closed_.load(std::memory_order_relaxed))) {
+        std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
+                                       : resolution == Resolution::kCompleted ? completed_
+                                                                              : aborted_;
+        total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        slot.live = false;
+        slot.next_free = free_head_;
+        free_head_ = index;
+        pending_count_.store(pending, std::memory_order_release);
+        return absl::OkStatus();
+      }
+    }
+  }
+  return resolve_general(id, resolution);
+}
+
+absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resolution) {
   if (!valid_resolution(resolution)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::resolve(", id.to_string(),
                                                    "): resolution ", static_cast<int>(resolution),

@@ -281,6 +281,11 @@ class ObligationLedger {
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
+  // Appends a slot (generation 1) and returns its index; lock held.
+  uint32_t add_slot_locked();
+  // resolve() for every case its inline fast path does not take (leaks, owned descriptions,
+  // the last entry of a closing ledger, errors).
+  absl::Status resolve_general(ObligationId id, Resolution resolution);
   // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
   std::optional<std::string> store_leak_locked(uint32_t index);
   absl::Status reject(ObligationId id, Resolution resolution) const;
