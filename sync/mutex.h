@@ -19,9 +19,11 @@
 // An ordinary cancellation does not poison: the task unwinds normally (SPEC 4.3). A poisoned
 // mutex is unlocked; every waiter and every later lock/try_lock fails with Poisoned
 // (`is_poisoned(status)`), without waiting, until `clear_poison()` (after the caller repaired
-// the protected state). A guard moved to another task still checks the task that locked.
+// the protected state). A guard moved to another task still checks the task that locked (the
+// guard as `lock` returns it borrows that task's record, which outlives the task's frame; a
+// moved guard holds a reference to it, so it may outlive the task).
 //
-// Thread-safety: thread-safe; an internal std::mutex guards the waiter queue, wakers run after
+// Thread-safety: thread-safe; an internal spin lock guards the waiter queue, wakers run after
 // it is released. The lock itself is one atomic word: an uncontended lock and unlock are one
 // compare-and-swap each and take no internal lock (a lock that would queue, an unlock with
 // waiters and poisoning go through the internal lock). A guard may be released on any thread.
