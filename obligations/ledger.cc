@@ -196,9 +196,9 @@ absl::Status ObligationLedger::admission_error(ObligationKind kind,
                    description.to_string(), "' acquired at ", site.to_string()));
 }
 
-absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind,
-                                                      ObligationDescription description,
-                                                      SourceSite site) {
+absl::StatusOr<ObligationId> ObligationLedger::record_general(ObligationKind kind,
+                                                              ObligationDescription description,
+                                                              SourceSite site) {
   if (!valid_kind(kind)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::record: obligation kind ",
                                                    static_cast<int>(kind), " is not a kind"));
@@ -217,15 +217,7 @@ absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind,
         ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
       }
       Slot& slot = slots_[index];
-      slot.live = true;
-      slot.kind = kind;
-      slot.sequence = next_sequence_++;
-      slot.site = site;
-      // A free slot owns no text (resolve takes it out), so this is a plain transfer.
-      slot.description.literal_ = description.literal_;
-      slot.description.count_ = description.count_;
-      slot.description.has_count_ = description.has_count_;
-      slot.description.owned_ = std::exchange(description.owned_, nullptr);
+      fill_locked(slot, kind, description, site);
       pending_count_.store(pending + 1, std::memory_order_release);
       return ObligationId(index, slot.generation);
     }
@@ -264,35 +256,6 @@ std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
   if (policy_ == LeakPolicy::kLog) message = report.to_string();
   leaks_.push_back(std::move(report));
   return message;
-}
-
-absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
-  // The common case, without the locals of the general path below: a live entry whose
-  // description owns no text, resolved other than as a leak, and not the last entry of a
-  // closing ledger (nothing to free, store, print or call).
-  if (resolution == Resolution::kCommitted || resolution == Resolution::kCompleted ||
-      resolution == Resolution::kAborted) {
-    std::lock_guard<SpinLock> lock(mu_);
-    const uint32_t index = id.index();
-    if (id.is_valid() && index < slots_.size()) {
-      Slot& slot = slots_[index];
-      const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
-      if (slot.live && slot.generation == id.generation() && slot.description.owned_ == nullptr &&
-          slot.generation != ~uint32_t{0} &&
-          (pending != 0 || !admission_closed_.load(std::memory_order_relaxed))) {
-        std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
-                                       : resolution == Resolution::kCompleted ? completed_
-                                                                              : aborted_;
-        total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        slot.live = false;
-        slot.next_free = free_head_;
-        free_head_ = index;
-        pending_count_.store(pending, std::memory_order_release);
-        return absl::OkStatus();
-      }
-    }
-  }
-  return resolve_general(id, resolution);
 }
 
 absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resolution) {
