@@ -210,8 +210,9 @@ class ObligationLedger {
   //   InvalidArgument for a `kind` outside the enum.
   // `description` is kept as given (see ObligationDescription); it is spelled out only when the
   // record is read back or reported.
-  absl::StatusOr<ObligationId> record(ObligationKind kind, ObligationDescription description,
-                                      SourceSite site) {
+  [[gnu::always_inline]] absl::StatusOr<ObligationId> record(ObligationKind kind,
+                                                             ObligationDescription description,
+                                                             SourceSite site) {
     // Inline, the common case: a valid kind, admission open and under the limit, a free slot
     // to reuse. Everything else (errors, growing the table) is record_general.
     if (kind == ObligationKind::kPermit || kind == ObligationKind::kLease) {
@@ -237,7 +238,7 @@ class ObligationLedger {
   //   FailedPrecondition, naming the id, when `id` is not pending here: never recorded (including
   //     the invalid default id), already resolved, or stale (its slot was reused);
   //   InvalidArgument for a `resolution` outside the enum (the entry stays pending).
-  absl::Status resolve(ObligationId id, Resolution resolution) {
+  [[gnu::always_inline]] absl::Status resolve(ObligationId id, Resolution resolution) {
     // Inline, the common case: a live entry whose description owns no text, resolved other
     // than as a leak, and not the last entry of a closing ledger (nothing to free, store,
     // print or call). Everything else is resolve_general.
@@ -248,8 +249,8 @@ class ObligationLedger {
       if (id.is_valid() && index < slots_.size()) {
         Slot& slot = slots_[index];
         const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
-        if (slot.live && slot.generation == id.generation() &&
-            slot.description.owned_ == nullptr && slot.generation != ~uint32_t{0} &&
+        if (slot.live && slot.generation == id.generation() && slot.description.owned_ == nullptr &&
+            slot.generation != ~uint32_t{0} &&
             (pending != 0 || !admission_closed_.load(std::memory_order_relaxed))) {
           std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
                                          : resolution == Resolution::kCompleted ? completed_
@@ -346,8 +347,7 @@ class ObligationLedger {
   // closing or full ledger, growing the table; leaks, owned descriptions, the last entry of a
   // closing ledger).
   absl::StatusOr<ObligationId> record_general(ObligationKind kind,
-                                              ObligationDescription description,
-                                              SourceSite site);
+                                              ObligationDescription description, SourceSite site);
   absl::Status resolve_general(ObligationId id, Resolution resolution);
   // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
   std::optional<std::string> store_leak_locked(uint32_t index);

@@ -79,7 +79,8 @@ Mutex::~Mutex() {
 Mutex::LockAwaiter Mutex::lock(Cx& cx) { return LockAwaiter(cx, this); }
 
 absl::StatusOr<MutexGuard> Mutex::try_lock() {
-  if (try_lock_fast()) return absl::StatusOr<MutexGuard>(absl::in_place, guard_key(), this, nullptr);
+  if (try_lock_fast())
+    return absl::StatusOr<MutexGuard>(absl::in_place, guard_key(), this, nullptr);
   // Held, waited for, or poisoned (kWaiters also fails the fast lock: try_lock never barges).
   if ((state_.load(std::memory_order_acquire) & kPoisoned) != 0) return poisoned();
   return absl::UnavailableError("Mutex: locked");
@@ -172,7 +173,8 @@ void Mutex::LockAwaiter::dequeue_locked(WakeList&) {
 absl::StatusOr<MutexGuard> Mutex::LockAwaiter::await_resume() {
   if (settle() != WaitState::kGranted) return status;
   // Made in place: a move would take a task reference (see MutexGuard::holder_).
-  return absl::StatusOr<MutexGuard>(absl::in_place, Mutex::guard_key(), mutex_, &cx().task_record());
+  return absl::StatusOr<MutexGuard>(absl::in_place, Mutex::guard_key(), mutex_,
+                                    &cx().task_record());
 }
 
 }  // namespace asupersync

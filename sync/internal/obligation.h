@@ -28,8 +28,8 @@ struct RecordedObligation {
 // Out of line: building it allocates, and the recording path stays small without it.
 [[gnu::noinline]] inline absl::Status permit_refused(std::string_view what,
                                                      const absl::Status& why) {
-  return absl::Status(why.code(), std::string(what) + ": cannot record the permit: " +
-                                      std::string(why.message()));
+  return absl::Status(
+      why.code(), std::string(what) + ": cannot record the permit: " + std::string(why.message()));
 }
 
 // Records a permit obligation in `cx`'s region. Fails (SPEC 3.2, 3.7) when the region no
