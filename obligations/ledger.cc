@@ -196,40 +196,44 @@ absl::Status ObligationLedger::admission_error(ObligationKind kind,
                    description.to_string(), "' acquired at ", site.to_string()));
 }
 
-absl::StatusOr<ObligationId> ObligationLedger::record(ObligationKind kind,
-                                                      ObligationDescription description,
-                                                      SourceSite site) {
+absl::StatusOr<ObligationId> ObligationLedger::record_general(ObligationKind kind,
+                                                              ObligationDescription description,
+                                                              SourceSite site) {
   if (!valid_kind(kind)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::record: obligation kind ",
                                                    static_cast<int>(kind), " is not a kind"));
   }
-  std::unique_lock<SpinLock> lock(mu_);
-  const size_t pending = pending_count_.load(std::memory_order_relaxed);
-  if (admission_closed_.load(std::memory_order_relaxed) ||
-      (max_pending_.has_value() && pending >= *max_pending_)) {
-    lock.unlock();  // the message is formatted without the lock
-    return admission_error(kind, description, site, pending);
-  }
-  uint32_t index = free_head_;
-  if (index != kNoSlot) {
-    free_head_ = slots_[index].next_free;
-    ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
-  } else {
-    if (slots_.size() >= kNoSlot) {
-      obligations_internal::invariant_violated("an ObligationLedger holds at most 2^32-1 slots");
+  size_t refused_at;  // pending when refused: the message is formatted without the lock
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    const size_t pending = pending_count_.load(std::memory_order_relaxed);
+    if (!admission_closed_.load(std::memory_order_relaxed) &&
+        (!max_pending_.has_value() || pending < *max_pending_)) {
+      uint32_t index = free_head_;
+      if (index == kNoSlot) {
+        index = add_slot_locked();
+      } else {
+        free_head_ = slots_[index].next_free;
+        ++slots_[index].generation;  // cannot wrap: a slot at the maximum generation is retired
+      }
+      Slot& slot = slots_[index];
+      fill_locked(slot, kind, description, site);
+      pending_count_.store(pending + 1, std::memory_order_release);
+      return ObligationId(index, slot.generation);
     }
-    index = static_cast<uint32_t>(slots_.size());
-    slots_.emplace_back();
-    slots_.back().generation = 1;
+    refused_at = pending;
   }
-  Slot& slot = slots_[index];
-  slot.live = true;
-  slot.kind = kind;
-  slot.sequence = next_sequence_++;
-  slot.site = site;
-  slot.description = std::move(description);
-  pending_count_.store(pending + 1, std::memory_order_release);
-  return ObligationId(index, slot.generation);
+  return admission_error(kind, description, site, refused_at);
+}
+
+uint32_t ObligationLedger::add_slot_locked() {
+  if (slots_.size() >= kNoSlot) {
+    obligations_internal::invariant_violated("an ObligationLedger holds at most 2^32-1 slots");
+  }
+  const uint32_t index = static_cast<uint32_t>(slots_.size());
+  slots_.emplace_back();
+  slots_.back().generation = 1;
+  return index;
 }
 
 absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) const {
@@ -254,7 +258,7 @@ std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
   return message;
 }
 
-absl::Status ObligationLedger::resolve(ObligationId id, Resolution resolution) {
+absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resolution) {
   if (!valid_resolution(resolution)) {
     return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::resolve(", id.to_string(),
                                                    "): resolution ", static_cast<int>(resolution),

@@ -72,6 +72,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -209,8 +210,27 @@ class ObligationLedger {
   //   InvalidArgument for a `kind` outside the enum.
   // `description` is kept as given (see ObligationDescription); it is spelled out only when the
   // record is read back or reported.
-  absl::StatusOr<ObligationId> record(ObligationKind kind, ObligationDescription description,
-                                      SourceSite site);
+  [[gnu::always_inline]] absl::StatusOr<ObligationId> record(ObligationKind kind,
+                                                             ObligationDescription description,
+                                                             SourceSite site) {
+    // Inline, the common case: a valid kind, admission open and under the limit, a free slot
+    // to reuse. Everything else (errors, growing the table) is record_general.
+    if (kind == ObligationKind::kPermit || kind == ObligationKind::kLease) {
+      std::lock_guard<SpinLock> lock(mu_);
+      const size_t pending = pending_count_.load(std::memory_order_relaxed);
+      const uint32_t index = free_head_;
+      if (index != kNoSlot && !admission_closed_.load(std::memory_order_relaxed) &&
+          (!max_pending_.has_value() || pending < *max_pending_)) {
+        Slot& slot = slots_[index];
+        free_head_ = slot.next_free;
+        ++slot.generation;  // cannot wrap: a slot at the maximum generation is retired
+        fill_locked(slot, kind, description, site);
+        pending_count_.store(pending + 1, std::memory_order_release);
+        return ObligationId(index, slot.generation);
+      }
+    }
+    return record_general(kind, std::move(description), site);
+  }
 
   // Resolves the pending obligation `id` (each id exactly once). kLeaked also stores a LeakReport
   // and, under kLog, prints it to stderr. If this was the last pending entry and admission is
@@ -218,7 +238,34 @@ class ObligationLedger {
   //   FailedPrecondition, naming the id, when `id` is not pending here: never recorded (including
   //     the invalid default id), already resolved, or stale (its slot was reused);
   //   InvalidArgument for a `resolution` outside the enum (the entry stays pending).
-  absl::Status resolve(ObligationId id, Resolution resolution);
+  [[gnu::always_inline]] absl::Status resolve(ObligationId id, Resolution resolution) {
+    // Inline, the common case: a live entry whose description owns no text, resolved other
+    // than as a leak, and not the last entry of a closing ledger (nothing to free, store,
+    // print or call). Everything else is resolve_general.
+    if (resolution == Resolution::kCommitted || resolution == Resolution::kCompleted ||
+        resolution == Resolution::kAborted) {
+      std::lock_guard<SpinLock> lock(mu_);
+      const uint32_t index = id.index();
+      if (id.is_valid() && index < slots_.size()) {
+        Slot& slot = slots_[index];
+        const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
+        if (slot.live && slot.generation == id.generation() && slot.description.owned_ == nullptr &&
+            slot.generation != ~uint32_t{0} &&
+            (pending != 0 || !admission_closed_.load(std::memory_order_relaxed))) {
+          std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
+                                         : resolution == Resolution::kCompleted ? completed_
+                                                                                : aborted_;
+          total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+          slot.live = false;
+          slot.next_free = free_head_;
+          free_head_ = index;
+          pending_count_.store(pending, std::memory_order_release);
+          return absl::OkStatus();
+        }
+      }
+    }
+    return resolve_general(id, resolution);
+  }
 
   // Stops admitting new obligations (idempotent). Returns true if nothing is pending, i.e. the
   // ledger is already drained; the drain callback is not called in that case.
@@ -281,6 +328,27 @@ class ObligationLedger {
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
   ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
+  // Appends a slot (generation 1) and returns its index; lock held.
+  uint32_t add_slot_locked();
+  // Makes a free slot (its generation already bumped) the live entry; lock held. A free slot
+  // owns no text (resolve takes it out), so the description is a plain transfer.
+  void fill_locked(Slot& slot, ObligationKind kind, ObligationDescription& description,
+                   SourceSite site) {
+    slot.live = true;
+    slot.kind = kind;
+    slot.sequence = next_sequence_++;
+    slot.site = site;
+    slot.description.literal_ = description.literal_;
+    slot.description.count_ = description.count_;
+    slot.description.has_count_ = description.has_count_;
+    slot.description.owned_ = std::exchange(description.owned_, nullptr);
+  }
+  // record() and resolve() for every case their inline fast paths do not take (errors, a
+  // closing or full ledger, growing the table; leaks, owned descriptions, the last entry of a
+  // closing ledger).
+  absl::StatusOr<ObligationId> record_general(ObligationKind kind,
+                                              ObligationDescription description, SourceSite site);
+  absl::Status resolve_general(ObligationId id, Resolution resolution);
   // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
   std::optional<std::string> store_leak_locked(uint32_t index);
   absl::Status reject(ObligationId id, Resolution resolution) const;

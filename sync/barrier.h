@@ -8,7 +8,7 @@
 // generation; the barrier then starts over (it is reusable, `generation` counts the trips).
 // A Barrier(0) behaves like Barrier(1): every wait passes at once as leader.
 //
-// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released).
+// Thread-safety: thread-safe (an internal spin lock; wakers run after it is released).
 // Lifetime: the Barrier must outlive its waiters; destroying it while tasks wait aborts,
 // naming the invariant.
 //

@@ -19,9 +19,11 @@
 // An ordinary cancellation does not poison: the task unwinds normally (SPEC 4.3). A poisoned
 // mutex is unlocked; every waiter and every later lock/try_lock fails with Poisoned
 // (`is_poisoned(status)`), without waiting, until `clear_poison()` (after the caller repaired
-// the protected state). A guard moved to another task still checks the task that locked.
+// the protected state). A guard moved to another task still checks the task that locked (the
+// guard as `lock` returns it borrows that task's record, which outlives the task's frame; a
+// moved guard holds a reference to it, so it may outlive the task).
 //
-// Thread-safety: thread-safe; an internal std::mutex guards the waiter queue, wakers run after
+// Thread-safety: thread-safe; an internal spin lock guards the waiter queue, wakers run after
 // it is released. The lock itself is one atomic word: an uncontended lock and unlock are one
 // compare-and-swap each and take no internal lock (a lock that would queue, an unlock with
 // waiters and poisoning go through the internal lock). A guard may be released on any thread.
@@ -67,13 +69,24 @@ class [[nodiscard]] MutexGuard {
   // Unlocks now (never poisons). No-op on an empty guard.
   void unlock();
 
+  // Only Mutex can make one (absl::StatusOr constructs the guard in place through this key).
+  class Key {
+    friend class Mutex;
+    Key() = default;
+  };
+  // The guard of a lock just taken by the task `holder` (nullptr: try_lock, no task), made
+  // where it is returned. It borrows `holder`: the guard lives in that task's frame, which the
+  // task record outlives; a move takes a reference (the guard may then outlive the task).
+  MutexGuard(Key, Mutex* mutex, internal::TaskRecord* holder);
+
  private:
-  friend class Mutex;
-  MutexGuard(Mutex* mutex, internal::TaskRecord* holder);
   void release(bool allow_poison);
 
   Mutex* mutex_ = nullptr;
-  internal::TaskRecord* holder_ = nullptr;  // referenced (add_ref) while held
+  // The locking task (for poisoning by escalation). Referenced (add_ref) iff `holder_owned_`;
+  // a guard as made by `lock` borrows it (no atomic read-modify-write per lock).
+  internal::TaskRecord* holder_ = nullptr;
+  bool holder_owned_ = false;
   int uncaught_at_lock_ = 0;
 };
 
@@ -122,6 +135,7 @@ class Mutex {
 
  private:
   friend class MutexGuard;
+  static MutexGuard::Key guard_key() { return MutexGuard::Key(); }
   // Hands the lock to the oldest waiter, or frees it; poisoning refuses every waiter.
   void unlock_locked(bool poison, sync_internal::WakeList& wakes);
   void unlock(bool poison);

@@ -169,6 +169,30 @@ TEST(MutexTest, EscalatedHolderPoisonsCancelledHolderDoesNot) {
   }
 }
 
+// Lifetime (mutex.h): a guard made by lock() borrows the locking task's record; moved out of
+// that task it takes a reference, so it may outlive the task (ASan checks the record it reads
+// on release is still alive) and still unlocks without poisoning.
+TEST(MutexTest, GuardMovedOutOfTheLockingTaskOutlivesIt) {
+  auto outcome = sync_testing::run_lab(5, [](Cx& cx) -> Task<void> {
+    Mutex mutex;
+    std::optional<MutexGuard> kept;
+    {
+      auto holder = cx.spawn("holder", [&mutex, &kept](Cx& cx) -> Task<void> {
+        absl::StatusOr<MutexGuard> guard = co_await mutex.lock(cx);
+        EXPECT_TRUE(guard.ok());
+        kept.emplace(std::move(*guard));
+      });
+      Outcome<void> joined = co_await holder->join(cx);
+      EXPECT_TRUE(joined.ok());
+    }  // the handle is gone: only the guard still refers to the holder's record
+    EXPECT_TRUE(mutex.is_locked());
+    kept.reset();
+    EXPECT_FALSE(mutex.is_locked());
+    EXPECT_FALSE(mutex.is_poisoned());
+  });
+  EXPECT_TRUE(outcome.ok()) << outcome.to_string();
+}
+
 // SPEC 8, 4.2: a cancelled lock takes nothing and leaves no waiter; a lock handed to a waiter
 // whose cancel raced in goes to the next waiter.
 TEST(MutexTest, CancelledLockTakesNothingAndPassesHandoffOn) {

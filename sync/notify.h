@@ -8,7 +8,7 @@
 // repeated calls do not accumulate), which the next notified() consumes without waiting.
 // notify_all() wakes every task waiting at that moment and stores nothing. Waiters are FIFO.
 //
-// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released);
+// Thread-safety: thread-safe (an internal spin lock; wakers run after it is released);
 // notify_one/notify_all need no runtime and may be called from any thread.
 // Lifetime: the Notify must outlive its waiters; destroying it while tasks wait aborts, naming
 // the invariant.

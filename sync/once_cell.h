@@ -20,7 +20,7 @@
 // empty and nobody is initializing it (else FailedPrecondition, the value is dropped).
 // Readers get `const T*`, valid as long as the cell lives; the value never changes once set.
 //
-// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released); `get()`
+// Thread-safety: thread-safe (an internal spin lock; wakers run after it is released); `get()`
 // is lock-free after initialization (an acquire load). Lifetime: the cell must outlive its
 // waiters and readers; destroying it while tasks wait aborts, naming the invariant.
 //

@@ -66,7 +66,7 @@ TEST(SyncRuntimeStressTest, MpscLosesAndDuplicatesNothing) {
                 received_count->fetch_add(1);
               }
             });
-        co_await wx.sleep(Duration::Microseconds(50 * (round % 5)));
+        (void)co_await wx.sleep(Duration::Microseconds(50 * (round % 5)));
         producers[static_cast<size_t>(round) % producers.size()].cancel("stop one producer");
         for (auto& producer : producers) (void)co_await producer.join(wx);
         (void)co_await consumer->join(wx);
@@ -102,7 +102,7 @@ TEST(SyncRuntimeStressTest, MutexKeepsExclusion) {
         });
         if (task.ok()) tasks.push_back(std::move(task).value());
       }
-      co_await wx.sleep(Duration::Microseconds(100));
+      (void)co_await wx.sleep(Duration::Microseconds(100));
       for (size_t i = 0; i < tasks.size(); i += 4) tasks[i].cancel("stop");
       for (auto& task : tasks) (void)co_await task.join(wx);
     });
@@ -141,7 +141,7 @@ TEST(SyncRuntimeStressTest, SemaphoreBoundsHolders) {
         });
         if (task.ok()) tasks.push_back(std::move(task).value());
       }
-      co_await wx.sleep(Duration::Microseconds(100));
+      (void)co_await wx.sleep(Duration::Microseconds(100));
       for (size_t i = 1; i < tasks.size(); i += 3) tasks[i].cancel("stop");
       for (auto& task : tasks) (void)co_await task.join(wx);
     });

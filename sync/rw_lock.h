@@ -17,7 +17,7 @@
 // Guards are move-only and unlock when destroyed (or with unlock()). No poisoning (only Mutex
 // has it). try_read/try_write succeed only when the lock is compatible and nobody waits.
 //
-// Thread-safety: thread-safe (an internal std::mutex; wakers run after it is released); guards
+// Thread-safety: thread-safe (an internal spin lock; wakers run after it is released); guards
 // may be released on any thread. Lifetime: the RwLock must outlive its guards and waiters;
 // destroying it while held or awaited aborts, naming the invariant.
 //

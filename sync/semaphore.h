@@ -25,7 +25,7 @@
 // Thread-safety: thread-safe; permits may be released on any thread. The units and two flags
 // (waiters queued, closed) are one atomic word: an acquire that can be served at once and a
 // release with nobody waiting are one compare-and-swap each; the waiter queue is guarded by an
-// internal std::mutex (wakers run after it is released). The count saturates at 2^62 - 1.
+// internal spin lock (wakers run after it is released). The count saturates at 2^62 - 1.
 // Lifetime: the Semaphore must outlive its permits and its waiters; destroying it while tasks
 // wait aborts, naming the invariant.
 //

@@ -24,6 +24,14 @@ struct RecordedObligation {
   ObligationId id;
 };
 
+// The error record_permit returns when the ledger refuses: `what` prefixes the ledger's message.
+// Out of line: building it allocates, and the recording path stays small without it.
+[[gnu::noinline]] inline absl::Status permit_refused(std::string_view what,
+                                                     const absl::Status& why) {
+  return absl::Status(
+      why.code(), std::string(what) + ": cannot record the permit: " + std::string(why.message()));
+}
+
 // Records a permit obligation in `cx`'s region. Fails (SPEC 3.2, 3.7) when the region no
 // longer admits obligations or is over its limit; `what` prefixes the message.
 inline absl::StatusOr<RecordedObligation> record_permit(Cx& cx, std::string_view what,
@@ -32,9 +40,8 @@ inline absl::StatusOr<RecordedObligation> record_permit(Cx& cx, std::string_view
   ObligationLedger& ledger = cx.region().ledger();
   absl::StatusOr<ObligationId> id =
       ledger.record(ObligationKind::kPermit, std::move(description), site);
-  if (!id.ok()) {
-    return absl::Status(id.status().code(), std::string(what) + ": cannot record the permit: " +
-                                                std::string(id.status().message()));
+  if (!id.ok()) [[unlikely]] {
+    return permit_refused(what, id.status());
   }
   return RecordedObligation{&ledger, *id};
 }
