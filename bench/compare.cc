@@ -38,7 +38,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "bench/compare_channel.h"
+#include "bench/compare_cli.h"
 #include "core/cx.h"
 #include "core/region.h"
 #include "core/task.h"
@@ -468,47 +470,40 @@ Task<void> suspended_rss(Cx& cx, uint64_t n) {
   report("suspended_rss", n, spawn_s, static_cast<double>(n), extra);
 }
 
-uint64_t arg_u64(char** argv, int argc, int i, const char* what) {
-  if (i >= argc) fail(std::string("missing ") + what);
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(argv[i], &end, 10);
-  if (end == argv[i] || *end != '\0') fail(std::string("bad ") + what + ": " + argv[i]);
-  return value;
-}
-
 int run_main(int argc, char** argv) {
-  int threads = 2;
-  int i = 1;
-  while (i < argc && std::strncmp(argv[i], "--", 2) == 0) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      threads = std::atoi(argv[i + 1]);
-      i += 2;
-    } else {
-      fail(std::string("unknown option ") + argv[i]);
-    }
-  }
-  if (threads < 1) fail("--threads must be >= 1");
+  absl::StatusOr<CompareCommandLine> command_line = parse_compare_command_line(argc, argv);
+  if (!command_line.ok()) fail(std::string(command_line.status().message()));
+  const int threads = command_line->threads;
+  const std::string& scenario = command_line->scenario;
+  const std::vector<std::string>& arguments = command_line->arguments;
   g_peer = "asupersync_t" + std::to_string(threads);
-  if (i >= argc) {
+  if (scenario.empty()) {
     std::fprintf(stderr,
                  "usage: compare [--threads K] spawn_join N | yield_many T Y | ping_pong M | "
                  "timers N | cancel_storm N | cancel_latency Q K BUDGET_S | "
                  "cancel_group Q G K BUDGET_S | suspended_rss N\n");
     return 2;
   }
-  const std::string scenario = argv[i++];
-  if (scenario == "tcp_echo_server" || scenario == "http_raw_server" ||
-      scenario == "http_fw_server" || scenario == "tcp_echo" || scenario == "http_raw" ||
-      scenario == "http_fw") {
-    std::printf("peer=%s scenario=%s unsupported=1\n", g_peer.c_str(), scenario.c_str());
-    std::fflush(stdout);
-    return 3;
-  }
   // Sizes are parsed before the runtime starts (a bad argument fails fast).
   std::vector<uint64_t> sizes;
   double budget_s = 45;
-  auto need = [&](int count) {
-    for (int j = 0; j < count; ++j) sizes.push_back(arg_u64(argv, argc, i + j, "size"));
+  auto need = [&](size_t count) {
+    if (arguments.size() < count) {
+      fail(scenario + " needs " + std::to_string(count) + " sizes (see the usage line)");
+    }
+    for (size_t j = 0; j < count; ++j) {
+      absl::StatusOr<uint64_t> size = parse_positive_count(arguments[j], "size");
+      if (!size.ok()) fail(std::string(size.status().message()));
+      sizes.push_back(*size);
+    }
+  };
+  auto optional_budget = [&](size_t index) {
+    if (arguments.size() <= index) return;
+    char* end = nullptr;
+    budget_s = std::strtod(arguments[index].c_str(), &end);
+    if (end == arguments[index].c_str() || *end != '\0' || !(budget_s > 0)) {
+      fail("bad BUDGET_S: '" + arguments[index] + "' (expected positive seconds)");
+    }
   };
   if (scenario == "spawn_join" || scenario == "ping_pong" || scenario == "timers" ||
       scenario == "cancel_storm" || scenario == "suspended_rss") {
@@ -517,17 +512,15 @@ int run_main(int argc, char** argv) {
     need(2);
   } else if (scenario == "cancel_latency") {
     need(2);
-    if (i + 2 < argc) budget_s = std::atof(argv[i + 2]);
+    optional_budget(2);
   } else if (scenario == "cancel_group") {
     need(3);
-    if (i + 3 < argc) budget_s = std::atof(argv[i + 3]);
+    optional_budget(3);
   } else {
+    // The servers (tcp_echo, http_*) and any scenario this runtime does not have.
     std::printf("peer=%s scenario=%s unsupported=1\n", g_peer.c_str(), scenario.c_str());
     std::fflush(stdout);
     return 3;
-  }
-  for (uint64_t size : sizes) {
-    if (size == 0) fail("sizes must be positive");
   }
 
   sched::RuntimeOptions options;

@@ -25,10 +25,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "bench/compare_cli.h"
 #include "core/cx.h"
 #include "core/task.h"
 #include "sched/runtime.h"
@@ -175,28 +176,20 @@ Task<void> semaphore_scenario(Cx& cx, uint64_t n, uint64_t tasks) {
 }
 
 int run_main(int argc, char** argv) {
-  int threads = 2;
-  int i = 1;
-  while (i < argc && std::strncmp(argv[i], "--", 2) == 0) {
-    if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-      threads = std::atoi(argv[i + 1]);
-      i += 2;
-    } else {
-      fail(std::string("unknown option ") + argv[i]);
-    }
-  }
-  if (threads < 1) fail("--threads must be >= 1");
-  if (i + 2 != argc) {
+  absl::StatusOr<CompareCommandLine> command_line = parse_compare_command_line(argc, argv);
+  if (!command_line.ok()) fail(std::string(command_line.status().message()));
+  const int threads = command_line->threads;
+  const std::string& scenario = command_line->scenario;
+  if (scenario.empty() || command_line->arguments.size() != 1) {
     std::fprintf(stderr,
                  "usage: sync_compare [--threads K] SCENARIO N\n  SCENARIO: mpsc_uncontended "
                  "mpsc_contended mutex_uncontended mutex_contended semaphore_uncontended "
                  "semaphore_contended\n");
     return 2;
   }
-  const std::string scenario = argv[i];
-  char* end = nullptr;
-  const uint64_t n = std::strtoull(argv[i + 1], &end, 10);
-  if (end == argv[i + 1] || *end != '\0' || n == 0) fail(std::string("bad N: ") + argv[i + 1]);
+  absl::StatusOr<uint64_t> count = parse_positive_count(command_line->arguments[0], "N");
+  if (!count.ok()) fail(std::string(count.status().message()));
+  const uint64_t n = *count;
   if (scenario != "mpsc_uncontended" && scenario != "mpsc_contended" &&
       scenario != "mutex_uncontended" && scenario != "mutex_contended" &&
       scenario != "semaphore_uncontended" && scenario != "semaphore_contended") {
