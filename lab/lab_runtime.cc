@@ -104,7 +104,9 @@ LabRuntime::LabRuntime(LabOptions options)
       rng_state_(options_.seed),
       entropy_state_(options_.seed ^ kEntropySalt),
       fault_state_(options_.seed ^ kFaultSalt),
-      trace_(options_.trace_tail, options_.full_trace) {}
+      trace_(options_.trace_tail, options_.full_trace) {
+  observes_runtime_events_ = true;
+}
 
 LabRuntime::~LabRuntime() {
   if (t_current == this) t_current = previous_current_;
@@ -518,7 +520,7 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
   }
 }
 
-void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
+void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
   switch (event) {
     case RuntimeEvent::kRegionStateRead:
       if (recording_) {

@@ -294,8 +294,8 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   void on_task_finished(asupersync::internal::TaskRecord& task) override;
   void on_cleanup_stalled(asupersync::internal::TaskRecord& task,
                           const std::string& description) override;
-  void on_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
-                        Region* region) override;
+  void observe_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
+                             Region* region) override;
 
   // --- For lab::Tracked and lab::check ----------------------------------------------------------
   // Registers a tracked object created now; returns its per-run index (0 if the creation is

@@ -47,6 +47,7 @@
 #include "core/budget.h"
 #include "core/executor.h"
 #include "core/id.h"
+#include "core/internal/frame_allocator.h"
 #include "core/internal/spin_lock.h"
 #include "core/outcome.h"
 #include "core/source_site.h"
@@ -187,6 +188,9 @@ class TaskRecord {
   // or null. Guarded: the task changes it, cancellers read it.
   Region* body_region = nullptr;
 
+  // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
+  bool frame_in_block = false;
+
   // Touched only by the thread running the task.
   std::coroutine_handle<> root;
   std::coroutine_handle<> resume_point;
@@ -278,6 +282,19 @@ bool run_task(TaskRecord& task);
 // running the body of a region that still has live work (regions are never abandoned; their
 // own tasks are escalated instead). Call only from the thread that would run the task.
 void escalate_destroy(TaskRecord& task);
+
+// Destroys the task's root frame, if it still has one (every awaiter deregisters in its
+// destructor). A frame in the record's block is not freed on its own: it goes with the record.
+inline void destroy_root_frame(TaskRecord& task) {
+  std::coroutine_handle<> root = std::exchange(task.root, {});
+  if (!root) return;
+  if (task.frame_in_block) {
+    BorrowedFrame borrowed(root.address());
+    root.destroy();
+  } else {
+    root.destroy();
+  }
+}
 
 // Aborts with a message naming the violated invariant.
 [[noreturn]] void invariant_violated(const char* what);
