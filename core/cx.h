@@ -588,7 +588,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   // One allocation: the record, with the root frame's area after it (see SpawnedTask).
   using Record = internal::SpawnedTask<F, T>;
   static_assert(alignof(Record) <= 16, "cx.spawn: over-aligned callables are not supported");
-  const std::size_t frame_capacity = Record::frame_size_hint.load(std::memory_order_relaxed);
+  const uint32_t frame_capacity = Record::frame_size_hint.load(std::memory_order_relaxed);
   const std::size_t block_size = Record::kFrameOffset + frame_capacity;
   void* block = internal::allocate_block(block_size);
   Record* record;
@@ -609,9 +609,9 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
                   inherits_budget ? budget_ : meet(budget_, own));
   record->spawn_site = site;
   TaskType task;
-  std::size_t frame_size;
+  uint32_t frame_size;
   try {
-    internal::FrameReservation reservation(frame_area, frame_capacity, &record->fn, &record->cx);
+    internal::FrameReservation reservation(frame_area, frame_capacity, &record->fn);
     task = std::invoke(record->fn, record->cx);
     frame_size = reservation.requested();
   } catch (...) {
@@ -620,7 +620,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
     throw;
   }
   if (frame_size > frame_capacity) {
-    Record::frame_size_hint.store(static_cast<uint32_t>(frame_size), std::memory_order_relaxed);
+    Record::frame_size_hint.store(frame_size, std::memory_order_relaxed);
   }
   record->root = task.release();
   record->frame_in_block = record->root.address() == frame_area;

@@ -183,9 +183,9 @@ void LabRuntime::on_object_destroyed(const void* object) { sync_objects_.erase(o
 
 // --- Bookkeeping -------------------------------------------------------------------------------
 
-LabRuntime::TaskInfo& LabRuntime::info_of(const TaskRecord& task) {
-  const uint32_t index = task.id.index();
-  if (tasks_.size() <= index) tasks_.resize(index + 1);
+LabRuntime::TaskInfo& LabRuntime::grow_task_infos(uint32_t index) {
+  // Tasks are numbered in spawn order: the list grows by one, not by a resize call.
+  while (tasks_.size() <= index) tasks_.emplace_back();
   return tasks_[index];
 }
 

@@ -24,26 +24,6 @@ constexpr bool kRecycle = true;
 constexpr bool kRecycle = true;
 #endif
 
-// Under ASan the frame area of a record's block is poisoned while no frame lives in it, so a
-// use of a destroyed root frame is caught although its memory is not freed yet.
-#if defined(__SANITIZE_ADDRESS__)
-#define ASUPERSYNC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define ASUPERSYNC_ASAN 1
-#endif
-#endif
-
-#if defined(ASUPERSYNC_ASAN)
-inline void poison(void* memory, std::size_t size) { __asan_poison_memory_region(memory, size); }
-inline void unpoison(void* memory, std::size_t size) {
-  __asan_unpoison_memory_region(memory, size);
-}
-#else
-inline void poison(void*, std::size_t) {}
-inline void unpoison(void*, std::size_t) {}
-#endif
-
 constexpr std::size_t kClasses = kMaxRecycledSize / kFrameSizeClass;
 
 struct FreeBlock {
@@ -57,13 +37,6 @@ struct FreeLists {
   FreeBlock* heads[kClasses];
   uint32_t counts[kClasses];
   bool drain_registered;
-  // The spawn reservation (see FrameReservation), and the frame whose free is a no-op.
-  void* reserved_area;
-  std::size_t reserved_capacity;
-  std::size_t reserved_requested;
-  const void* reserved_callable;
-  const void* reserved_cx;
-  void* borrowed;
 };
 
 thread_local constinit FreeLists free_lists{};
@@ -116,29 +89,6 @@ inline std::size_t class_of(std::size_t size) {
 
 }  // namespace
 
-void* allocate_frame(std::size_t size) { return allocate_block(size); }
-
-void* allocate_root_frame(std::size_t size, const void* callable, const void* cx) {
-  void* area = free_lists.reserved_area;
-  if (area == nullptr || callable != free_lists.reserved_callable ||
-      cx != free_lists.reserved_cx) {
-    return allocate_block(size);
-  }
-  free_lists.reserved_area = nullptr;  // once
-  free_lists.reserved_requested = size;
-  if (size > free_lists.reserved_capacity) return allocate_block(size);
-  unpoison(area, size);
-  return area;
-}
-
-void deallocate_frame(void* block, std::size_t size) noexcept {
-  if (block == free_lists.borrowed) [[unlikely]] {
-    poison(block, size);  // freed with its record's block
-    return;
-  }
-  deallocate_block(block, size);
-}
-
 void* allocate_block(std::size_t size) {
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses) return ::operator new(size);
@@ -147,44 +97,25 @@ void* allocate_block(std::size_t size) {
 }
 
 void deallocate_block(void* block, std::size_t size) noexcept {
-  unpoison(block, size);
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  unpoison_frame_area(block, size);  // a record's block: its frame area may be poisoned
+#endif
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses || !push(size_class, block)) {
     ::operator delete(block);
   }
 }
 
-FrameReservation::FrameReservation(void* area, std::size_t capacity, const void* callable,
-                                   const void* cx)
-    : saved_{free_lists.reserved_area,     free_lists.reserved_capacity,
-             free_lists.reserved_requested, free_lists.reserved_callable,
-             free_lists.reserved_cx,        free_lists.borrowed} {
-  free_lists.reserved_area = area;
-  free_lists.reserved_capacity = capacity;
-  free_lists.reserved_requested = 0;
-  free_lists.reserved_callable = callable;
-  free_lists.reserved_cx = cx;
-  // A frame that took the area and is destroyed before the spawn returns (the coroutine's
-  // creation threw) must not be freed on its own either.
-  free_lists.borrowed = area;
-  poison(area, capacity);
+void poison_frame_area([[maybe_unused]] void* area, [[maybe_unused]] std::size_t size) {
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  __asan_poison_memory_region(area, size);
+#endif
 }
 
-FrameReservation::~FrameReservation() {
-  free_lists.reserved_area = saved_.area;
-  free_lists.reserved_capacity = saved_.capacity;
-  free_lists.reserved_requested = saved_.requested;
-  free_lists.reserved_callable = saved_.callable;
-  free_lists.reserved_cx = saved_.cx;
-  free_lists.borrowed = saved_.borrowed;
+void unpoison_frame_area([[maybe_unused]] void* area, [[maybe_unused]] std::size_t size) {
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  __asan_unpoison_memory_region(area, size);
+#endif
 }
-
-std::size_t FrameReservation::requested() const { return free_lists.reserved_requested; }
-
-BorrowedFrame::BorrowedFrame(void* frame) : saved_borrowed_(free_lists.borrowed) {
-  free_lists.borrowed = frame;
-}
-
-BorrowedFrame::~BorrowedFrame() { free_lists.borrowed = saved_borrowed_; }
 
 }  // namespace asupersync::internal
