@@ -368,7 +368,9 @@ class SpawnedTask final : public TypedTaskRecord<T> {
   // frame size is fixed per function; the first spawn of a type learns it).
   static constexpr std::size_t kFrameOffset = (sizeof(SpawnedTask) + 15) / 16 * 16;
   static inline std::atomic<uint32_t> frame_size_hint{0};
-  uint32_t block_size = 0;
+  // A block is at most this large (TaskRecord::block_units is 16 bits); a larger frame is
+  // allocated apart.
+  static constexpr std::size_t kMaxBlockSize = std::size_t{0xffff} * 16;
 
   void capture_outcome() override {
     auto handle = std::coroutine_handle<TaskPromise<T>>::from_address(this->root.address());
@@ -408,7 +410,7 @@ class SpawnedTask final : public TypedTaskRecord<T> {
 
  protected:
   void destroy_self() override {
-    const std::size_t size = block_size;
+    const std::size_t size = std::size_t{this->block_units} * 16;
     this->~SpawnedTask();
     deallocate_block(this, size);
   }
@@ -588,7 +590,9 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   // One allocation: the record, with the root frame's area after it (see SpawnedTask).
   using Record = internal::SpawnedTask<F, T>;
   static_assert(alignof(Record) <= 16, "cx.spawn: over-aligned callables are not supported");
-  const uint32_t frame_capacity = Record::frame_size_hint.load(std::memory_order_relaxed);
+  static_assert(Record::kFrameOffset <= Record::kMaxBlockSize, "cx.spawn: callable too large");
+  uint32_t frame_capacity = (Record::frame_size_hint.load(std::memory_order_relaxed) + 15) & ~15u;
+  if (Record::kFrameOffset + frame_capacity > Record::kMaxBlockSize) frame_capacity = 0;
   const std::size_t block_size = Record::kFrameOffset + frame_capacity;
   void* block = internal::allocate_block(block_size);
   Record* record;
@@ -598,7 +602,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
     internal::deallocate_block(block, block_size);
     throw;
   }
-  record->block_size = static_cast<uint32_t>(block_size);
+  record->block_units = static_cast<uint16_t>(block_size / 16);
   char* const frame_area = static_cast<char*>(block) + Record::kFrameOffset;
   // Most spawns pass no budget of their own: the child then inherits this one as it is.
   const Budget& own = options.budget;

@@ -188,9 +188,6 @@ class TaskRecord {
   // or null. Guarded: the task changes it, cancellers read it.
   Region* body_region = nullptr;
 
-  // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
-  bool frame_in_block = false;
-
   // Touched only by the thread running the task.
   std::coroutine_handle<> root;
   std::coroutine_handle<> resume_point;
@@ -205,6 +202,9 @@ class TaskRecord {
   // queue/run/notify protocol in executor_state.
   bool queued = false;
   Lane queued_lane = Lane::kReady;
+  // Set at spawn, constant: the size of the record's block in 16-byte units (the record and,
+  // after it, its root frame's area). Here, in padding, so the record does not grow.
+  uint16_t block_units = 0;
   std::atomic<uint32_t> executor_state{0};
   uint64_t executor_data = 0;
   void* executor_link = nullptr;
@@ -220,6 +220,9 @@ class TaskRecord {
   std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
+  // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
+  // Last, in the tail padding (a derived record's first field can share the rest).
+  bool frame_in_block = false;
 
  protected:
   virtual ~TaskRecord() = default;
