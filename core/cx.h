@@ -235,7 +235,10 @@ class Cx {
   // valid. Fails with PermissionDenied without the Spawn capability, with RegionClosed (see
   // is_region_closed) when the region no longer admits work (SPEC 3.2), and with
   // ResourceExhausted over the region's admission limit (SPEC 3.7). `name` is copied into the
-  // task's record (a view, so that spawning with a literal builds no temporary string).
+  // task's record (a view, so that spawning with a literal builds no temporary string). The
+  // record, the callable and the root frame are one allocation when `fn` is the coroutine it
+  // returns (a coroutine lambda or function object; core/README.md); a callable that returns
+  // another function's coroutine works too, with its frame allocated apart.
   template <typename F>
   auto spawn(std::string_view name, F fn, SpawnOptions options = {},
              SourceSite site = SourceSite::current())
