@@ -235,7 +235,10 @@ class Cx {
   // valid. Fails with PermissionDenied without the Spawn capability, with RegionClosed (see
   // is_region_closed) when the region no longer admits work (SPEC 3.2), and with
   // ResourceExhausted over the region's admission limit (SPEC 3.7). `name` is copied into the
-  // task's record (a view, so that spawning with a literal builds no temporary string).
+  // task's record (a view, so that spawning with a literal builds no temporary string). The
+  // record, the callable and the root frame are one allocation when `fn` is the coroutine it
+  // returns (a coroutine lambda or function object; core/README.md); a callable that returns
+  // another function's coroutine works too, with its frame allocated apart.
   template <typename F>
   auto spawn(std::string_view name, F fn, SpawnOptions options = {},
              SourceSite site = SourceSite::current())
@@ -363,10 +366,14 @@ class SpawnedTask final : public TypedTaskRecord<T> {
  public:
   SpawnedTask(F fn, std::string_view name) : TypedTaskRecord<T>(name), fn(std::move(fn)) {}
 
-  static void* operator new(std::size_t size) { return allocate_frame(size); }
-  static void operator delete(void* block, std::size_t size) noexcept {
-    deallocate_frame(block, size);
-  }
+  // The record's block: the record, then (at kFrameOffset) the area reserved for the root
+  // frame, sized by the frame the last spawn of this callable type asked for (a coroutine's
+  // frame size is fixed per function; the first spawn of a type learns it).
+  static constexpr std::size_t kFrameOffset = (sizeof(SpawnedTask) + 15) / 16 * 16;
+  static inline std::atomic<uint32_t> frame_size_hint{0};
+  // A block is at most this large (TaskRecord::block_units is 16 bits); a larger frame is
+  // allocated apart.
+  static constexpr std::size_t kMaxBlockSize = std::size_t{0xffff} * 16;
 
   void capture_outcome() override {
     auto handle = std::coroutine_handle<TaskPromise<T>>::from_address(this->root.address());
@@ -405,7 +412,11 @@ class SpawnedTask final : public TypedTaskRecord<T> {
   Cx cx;
 
  protected:
-  void destroy_self() override { delete this; }
+  void destroy_self() override {
+    const std::size_t size = std::size_t{this->block_units} * 16;
+    this->~SpawnedTask();
+    deallocate_block(this, size);
+  }
 };
 
 template <typename F, typename T>
@@ -579,7 +590,23 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
                 "cx.spawn: the callable must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
   if (absl::Status admitted = internal::precheck_spawn(*this); !admitted.ok()) return admitted;
-  auto* record = new internal::SpawnedTask<F, T>(std::move(fn), name);
+  // One allocation: the record, with the root frame's area after it (see SpawnedTask).
+  using Record = internal::SpawnedTask<F, T>;
+  static_assert(alignof(Record) <= 16, "cx.spawn: over-aligned callables are not supported");
+  static_assert(Record::kFrameOffset <= Record::kMaxBlockSize, "cx.spawn: callable too large");
+  uint32_t frame_capacity = (Record::frame_size_hint.load(std::memory_order_relaxed) + 15) & ~15u;
+  if (Record::kFrameOffset + frame_capacity > Record::kMaxBlockSize) frame_capacity = 0;
+  const std::size_t block_size = Record::kFrameOffset + frame_capacity;
+  void* block = internal::allocate_block(block_size);
+  Record* record;
+  try {
+    record = new (block) Record(std::move(fn), name);
+  } catch (...) {
+    internal::deallocate_block(block, block_size);
+    throw;
+  }
+  record->block_units = static_cast<uint16_t>(block_size / 16);
+  char* const frame_area = static_cast<char*>(block) + Record::kFrameOffset;
   // Most spawns pass no budget of their own: the child then inherits this one as it is.
   const Budget& own = options.budget;
   const bool inherits_budget = !own.deadline.has_value() &&
@@ -589,14 +616,26 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
                   inherits_budget ? budget_ : meet(budget_, own));
   record->spawn_site = site;
   TaskType task;
+  uint32_t frame_size;
   try {
+    internal::FrameReservation reservation(frame_area, frame_capacity, &record->fn);
     task = std::invoke(record->fn, record->cx);
+    frame_size = reservation.requested();
   } catch (...) {
     // The callable threw before producing a coroutine: nothing was started.
-    delete record;
+    record->release();  // the only reference: frees the block
     throw;
   }
+  if (frame_size > frame_capacity) {
+    Record::frame_size_hint.store(frame_size, std::memory_order_relaxed);
+  }
   record->root = task.release();
+  record->frame_in_block = record->root.address() == frame_area;
+  if (frame_size != 0 && frame_size <= frame_capacity && !record->frame_in_block) {
+    internal::invariant_violated(
+        "cx.spawn: the callable's own coroutine frame is not the task it returned (a callable "
+        "must return the coroutine it creates with (itself, cx), not wrap it)");
+  }
   std::coroutine_handle<internal::TaskPromise<T>>::from_address(record->root.address())
       .promise()
       .record = record;
@@ -608,7 +647,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   TaskHandle<T> handle(record, internal::AdoptReference{});
   if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
     // Refused (the region closed meanwhile, or its limit): the frame never ran.
-    std::exchange(record->root, {}).destroy();
+    internal::destroy_root_frame(*record);
     handle = TaskHandle<T>();
     record->release();  // the region's reference, never handed over: frees the record
     return admitted;

@@ -103,9 +103,14 @@ class Executor {
   // Observability hooks for tests and the lab's oracles; defaults do nothing.
   virtual void on_task_started(internal::TaskRecord& task) {}
   virtual void on_task_finished(internal::TaskRecord& task) {}
-  // See RuntimeEvent. An implementation must not take the region's lock from it (events marked
-  // "lock held" arrive under it) nor call back into the task's or region's mutators.
-  virtual void on_runtime_event(RuntimeEvent event, internal::TaskRecord* task, Region* region) {}
+  // See RuntimeEvent. Reported only to an executor that set observes_runtime_events_ (the lab):
+  // in production a report is an inline load and a branch, not a virtual call to a no-op, on
+  // every wake, admission, cancel and join.
+  void on_runtime_event(RuntimeEvent event, internal::TaskRecord* task, Region* region) {
+    if (observes_runtime_events_) [[unlikely]] {
+      observe_runtime_event(event, task, region);
+    }
+  }
   // A cancelled task spent its cleanup budget in a region with EscalationPolicy::kWait: the
   // runtime keeps waiting for it and reports the stall here, once per task (SPEC 4.5).
   // `description` names the task, its region, the request and what it waits on.
@@ -118,6 +123,14 @@ class Executor {
   uint32_t allocate_region_index() {
     return region_indices_.fetch_add(1, std::memory_order_relaxed) + 1;
   }
+
+ protected:
+  // An implementation must not take the region's lock from it (events marked "lock held" arrive
+  // under it) nor call back into the task's or region's mutators.
+  virtual void observe_runtime_event(RuntimeEvent event, internal::TaskRecord* task,
+                                     Region* region) {}
+  // Set (in its constructor) by an executor that overrides observe_runtime_event.
+  bool observes_runtime_events_ = false;
 
  private:
   std::atomic<uint32_t> task_indices_{0};

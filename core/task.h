@@ -22,6 +22,7 @@
 #include <concepts>
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -39,6 +40,24 @@ namespace internal {
 class PromiseBase {
  public:
   static void* operator new(std::size_t size) { return allocate_frame(size); }
+  // The address of a coroutine's first parameter. (Not a member template operator new: GCC 12
+  // pairs one with no operator delete and warns at every coroutine.)
+  struct ParameterAddress {
+    template <typename U>
+    ParameterAddress(U& parameter) : address(std::addressof(parameter)) {}  // NOLINT: implicit
+    const volatile void* address;
+  };
+  struct AnyParameter {
+    template <typename U>
+    AnyParameter(U&) {}  // NOLINT: implicit
+  };
+  // Chosen for every coroutine with two parameters; a spawned callable's own coroutine (called
+  // as callable(cx): a member function, so the callable is the first) takes the frame area
+  // reserved in its record's block (see spawn). Clang 14 passes no object parameter for a
+  // lambda: such frames are allocated apart from the record, which is correct, only slower.
+  static void* operator new(std::size_t size, ParameterAddress callable, AnyParameter) {
+    return allocate_root_frame(size, const_cast<const void*>(callable.address));
+  }
   static void operator delete(void* block, std::size_t size) noexcept {
     deallocate_frame(block, size);
   }

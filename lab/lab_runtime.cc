@@ -104,7 +104,9 @@ LabRuntime::LabRuntime(LabOptions options)
       rng_state_(options_.seed),
       entropy_state_(options_.seed ^ kEntropySalt),
       fault_state_(options_.seed ^ kFaultSalt),
-      trace_(options_.trace_tail, options_.full_trace) {}
+      trace_(options_.trace_tail, options_.full_trace) {
+  observes_runtime_events_ = true;
+}
 
 LabRuntime::~LabRuntime() {
   if (t_current == this) t_current = previous_current_;
@@ -181,9 +183,9 @@ void LabRuntime::on_object_destroyed(const void* object) { sync_objects_.erase(o
 
 // --- Bookkeeping -------------------------------------------------------------------------------
 
-LabRuntime::TaskInfo& LabRuntime::info_of(const TaskRecord& task) {
-  const uint32_t index = task.id.index();
-  if (tasks_.size() <= index) tasks_.resize(index + 1);
+LabRuntime::TaskInfo& LabRuntime::grow_task_infos(uint32_t index) {
+  // Tasks are numbered in spawn order: the list grows by one, not by a resize call.
+  while (tasks_.size() <= index) tasks_.emplace_back();
   return tasks_[index];
 }
 
@@ -518,7 +520,7 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
   }
 }
 
-void LabRuntime::on_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
+void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
   switch (event) {
     case RuntimeEvent::kRegionStateRead:
       if (recording_) {

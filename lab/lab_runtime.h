@@ -228,11 +228,22 @@ class LogicalIds {
   size_t task_count() const { return tasks_.size(); }
 
  private:
-  using Table = std::map<std::pair<uint32_t, uint32_t>, uint32_t>;
+  // (parent or creator, ordinal) -> logical id, numbered in order of first sight: one row per
+  // parent (row 0 for kNoLid), indexed by ordinal. Lids and ordinals are dense and an ordinal
+  // comes right after the previous one of its parent, so a lookup (one per spawn in every lab
+  // run) is two indexings and a row grows by one.
+  struct Table {
+    std::vector<std::vector<uint32_t>> rows;
+    uint32_t count = 0;
+    size_t size() const { return count; }
+  };
   static uint32_t lookup(Table& table, uint32_t parent, uint32_t ordinal) {
-    auto [it, inserted] =
-        table.emplace(std::make_pair(parent, ordinal), static_cast<uint32_t>(table.size()));
-    return it->second;
+    const size_t row_index = parent == kNoLid ? 0 : size_t{parent} + 1;
+    if (table.rows.size() <= row_index) table.rows.resize(row_index + 1);
+    std::vector<uint32_t>& row = table.rows[row_index];
+    while (row.size() <= ordinal) row.push_back(kNoLid);
+    if (row[ordinal] == kNoLid) row[ordinal] = table.count++;
+    return row[ordinal];
   }
   Table tasks_;
   Table regions_;
@@ -294,8 +305,8 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   void on_task_finished(asupersync::internal::TaskRecord& task) override;
   void on_cleanup_stalled(asupersync::internal::TaskRecord& task,
                           const std::string& description) override;
-  void on_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
-                        Region* region) override;
+  void observe_runtime_event(RuntimeEvent event, asupersync::internal::TaskRecord* task,
+                             Region* region) override;
 
   // --- For lab::Tracked and lab::check ----------------------------------------------------------
   // Registers a tracked object created now; returns its per-run index (0 if the creation is
@@ -374,7 +385,14 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   bool roll(double probability);
   int64_t random_delay();
 
-  TaskInfo& info_of(const asupersync::internal::TaskRecord& task);
+  TaskInfo& info_of(const asupersync::internal::TaskRecord& task) {
+    const uint32_t index = task.id.index();
+    if (index < tasks_.size()) [[likely]] {
+      return tasks_[index];
+    }
+    return grow_task_infos(index);
+  }
+  TaskInfo& grow_task_infos(uint32_t index);
   RegionInfo& info_of(const Region& region);
   uint32_t current_lid() const;
   uint32_t current_index() const;

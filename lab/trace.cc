@@ -137,7 +137,15 @@ TraceRecorder::TraceRecorder(size_t tail, bool full, size_t max_full)
 }
 
 void TraceRecorder::name_task(uint32_t index, std::string_view name) {
-  set_name(task_names_, index, name);
+  // Tasks are numbered in spawn order: the list grows by one (inline), not by a resize call.
+  while (task_name_ids_.size() <= index) task_name_ids_.push_back(kNoName);
+  uint32_t& id = task_name_ids_[index];
+  if (id != kNoName || name.empty()) return;  // the first (non-empty) name wins
+  // Consecutive spawns mostly share a name: only a new one joins the pool.
+  if (task_name_pool_.empty() || task_name_pool_.back() != name) {
+    task_name_pool_.emplace_back(name);
+  }
+  id = static_cast<uint32_t>(task_name_pool_.size() - 1);
 }
 void TraceRecorder::name_region(uint32_t index, std::string_view name) {
   set_name(region_names_, index, name);
@@ -147,8 +155,7 @@ void TraceRecorder::name_object(uint32_t index, std::string_view name) {
 }
 
 std::string TraceRecorder::task_label(uint32_t index) const {
-  std::string name = index < task_names_.size() ? task_names_[index] : "";
-  return absl::StrCat("'", name, "'#", index);
+  return absl::StrCat("'", std::string(task_name(index)), "'#", index);
 }
 std::string TraceRecorder::region_label(uint32_t index) const {
   std::string name = index < region_names_.size() ? region_names_[index] : "";
@@ -254,7 +261,7 @@ std::string TraceRecorder::chrome_json() const {
   };
   emit(R"({"name":"process_name","ph":"M","pid":1,"tid":0,"args":{"name":"tasks"}})");
   emit(R"({"name":"process_name","ph":"M","pid":2,"tid":0,"args":{"name":"regions"}})");
-  for (uint32_t i = 1; i < task_names_.size(); ++i) {
+  for (uint32_t i = 1; i < task_name_ids_.size(); ++i) {
     emit(absl::StrCat(R"({"name":"thread_name","ph":"M","pid":1,"tid":)", i, R"(,"args":{"name":")",
                       json_escape(task_label(i)), "\"}}"));
   }

@@ -85,7 +85,7 @@ class TraceRecorder {
       } else {
         ring_[ring_next_] = event;
       }
-      ring_next_ = (ring_next_ + 1) % tail_capacity_;
+      if (++ring_next_ == tail_capacity_) ring_next_ = 0;
     }
     ++count_;
     if (full_ && events_.size() < max_full_) events_.push_back(event);
@@ -141,7 +141,15 @@ class TraceRecorder {
   uint64_t count_ = 0;
   uint64_t hash_ = 0xcbf29ce484222325ull;
   std::vector<TraceEvent> events_;
-  std::vector<std::string> task_names_;
+  // Task names, interned: most tasks of a run share a few names, and a spawn in the lab should
+  // not copy its name (task_name_ids_[index] indexes task_name_pool_; kNoName when unnamed).
+  static constexpr uint32_t kNoName = 0xffffffffu;
+  std::string_view task_name(uint32_t index) const {
+    if (index >= task_name_ids_.size() || task_name_ids_[index] == kNoName) return {};
+    return task_name_pool_[task_name_ids_[index]];
+  }
+  std::vector<uint32_t> task_name_ids_;
+  std::vector<std::string> task_name_pool_;
   std::vector<std::string> region_names_;
   std::vector<std::string> object_names_;
   std::vector<std::string> violation_texts_;

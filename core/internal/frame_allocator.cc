@@ -3,6 +3,12 @@
 #include <cstdint>
 #include <new>
 
+#if defined(__has_include)
+#if __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+#endif
+#endif
+
 namespace asupersync::internal {
 namespace {
 
@@ -83,18 +89,33 @@ inline std::size_t class_of(std::size_t size) {
 
 }  // namespace
 
-void* allocate_frame(std::size_t size) {
+void* allocate_block(std::size_t size) {
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses) return ::operator new(size);
   if (void* block = pop(size_class)) return block;
   return ::operator new((size_class + 1) * kFrameSizeClass);
 }
 
-void deallocate_frame(void* block, std::size_t size) noexcept {
+void deallocate_block(void* block, std::size_t size) noexcept {
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  unpoison_frame_area(block, size);  // a record's block: its frame area may be poisoned
+#endif
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses || !push(size_class, block)) {
     ::operator delete(block);
   }
+}
+
+void poison_frame_area([[maybe_unused]] void* area, [[maybe_unused]] std::size_t size) {
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  __asan_poison_memory_region(area, size);
+#endif
+}
+
+void unpoison_frame_area([[maybe_unused]] void* area, [[maybe_unused]] std::size_t size) {
+#if defined(ASUPERSYNC_FRAME_POISONING)
+  __asan_unpoison_memory_region(area, size);
+#endif
 }
 
 }  // namespace asupersync::internal

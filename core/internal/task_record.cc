@@ -346,8 +346,7 @@ bool run_task(TaskRecord& task) {
   task.resume_point.resume();
   if (task.frame_finished) {
     task.capture_outcome();
-    task.root.destroy();
-    task.root = {};
+    destroy_root_frame(task);
     complete_task(task);
     return true;
   }
@@ -381,8 +380,7 @@ void escalate_destroy(TaskRecord& task) {
                             : CancelReason(CancelKind::kShutdown, RegionId(), task.id,
                                            task.executor->now(), "escalated");
   // Destroying the root frame destroys every frame it awaits; their awaiters deregister.
-  std::coroutine_handle<> root = std::exchange(task.root, {});
-  if (root) root.destroy();
+  destroy_root_frame(task);
   task.set_cancelled_outcome(reason);
   // If it is still queued, the queue's reference keeps the record alive and run_task skips it.
   complete_task(task);

@@ -47,6 +47,7 @@
 #include "core/budget.h"
 #include "core/executor.h"
 #include "core/id.h"
+#include "core/internal/frame_allocator.h"
 #include "core/internal/spin_lock.h"
 #include "core/outcome.h"
 #include "core/source_site.h"
@@ -201,6 +202,9 @@ class TaskRecord {
   // queue/run/notify protocol in executor_state.
   bool queued = false;
   Lane queued_lane = Lane::kReady;
+  // Set at spawn, constant: the size of the record's block in 16-byte units (the record and,
+  // after it, its root frame's area). Here, in padding, so the record does not grow.
+  uint16_t block_units = 0;
   std::atomic<uint32_t> executor_state{0};
   uint64_t executor_data = 0;
   void* executor_link = nullptr;
@@ -216,6 +220,9 @@ class TaskRecord {
   std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
+  // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
+  // Last, in the tail padding (a derived record's first field can share the rest).
+  bool frame_in_block = false;
 
  protected:
   virtual ~TaskRecord() = default;
@@ -280,6 +287,19 @@ bool run_task(TaskRecord& task);
 // running the body of a region that still has live work (regions are never abandoned; their
 // own tasks are escalated instead). Call only from the thread that would run the task.
 void escalate_destroy(TaskRecord& task);
+
+// Destroys the task's root frame, if it still has one (every awaiter deregisters in its
+// destructor). A frame in the record's block is not freed on its own: it goes with the record.
+inline void destroy_root_frame(TaskRecord& task) {
+  std::coroutine_handle<> root = std::exchange(task.root, {});
+  if (!root) return;
+  if (task.frame_in_block) {
+    BorrowedFrame borrowed(root.address());
+    root.destroy();
+  } else {
+    root.destroy();
+  }
+}
 
 // Aborts with a message naming the violated invariant.
 [[noreturn]] void invariant_violated(const char* what);
