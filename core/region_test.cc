@@ -97,7 +97,9 @@ TEST(TaskTest, SpawnIsOneAllocationWithTheRootFrame) {
       auto forwarded = cx.spawn("forwarder", Forwarder{i});
       EXPECT_TRUE(doubled.ok() && forwarded.ok());
 #if !defined(__clang__)  // clang 14 passes no object parameter to a member coroutine's new
-      if (i > 0) EXPECT_TRUE(doubled->runtime_record().frame_in_block) << i;
+      if (i > 0) {
+        EXPECT_TRUE(doubled->runtime_record().frame_in_block) << i;
+      }
 #endif
       EXPECT_FALSE(forwarded->runtime_record().frame_in_block) << i;
       handles.push_back(std::move(doubled).value());
