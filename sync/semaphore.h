@@ -12,8 +12,10 @@
 // (alias `release(n)`) and every permit released wake as many waiters, in order, as the
 // available units cover.
 //
-// Obligations: each SemaphorePermit is recorded in the ledger of the acquiring context's region
-// ("semaphore permits (n)"), so the region cannot close while it is held (SPEC 3.3). Paths:
+// Obligations: each SemaphorePermit is recorded in the ledger of the acquiring context's region,
+// so the region cannot close while it is held (SPEC 3.3). It is a counted obligation
+// (`ObligationLedger::record_counted`: one compare-and-swap, no entry of its own); the permit
+// keeps its acquire site, and a leak is reported as "semaphore permits (n)" with that site. Paths:
 //   | `std::move(p).release()` | units back, waiters woken | kCompleted          |
 //   | destroyed unreleased     | units back, waiters woken | kLeaked + report    |
 // Acquiring needs an Open region (SPEC 3.2); in a closing region acquire fails with
@@ -81,17 +83,21 @@ class [[nodiscard]] ASUPERSYNC_CONSUMABLE(unconsumed) SemaphorePermit {
   ASUPERSYNC_TEST_TYPESTATE(unconsumed)
   bool valid() const { return semaphore_ != nullptr; }
   size_t count() const { return count_; }
-  ObligationId id() const { return id_; }
+  // Where it was acquired (reported if it leaks).
+  SourceSite acquired_at() const { return site_; }
 
  private:
   friend class Semaphore;
-  SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger, ObligationId id);
+  SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger, SourceSite site)
+      : semaphore_(semaphore), count_(count), ledger_(ledger), site_(site) {}
   void finish(Resolution resolution) noexcept;
+  [[gnu::noinline]] static absl::Status leak(ObligationLedger& ledger, size_t count,
+                                             SourceSite site);
 
   Semaphore* semaphore_ = nullptr;
   size_t count_ = 0;
-  ObligationLedger* ledger_ = nullptr;
-  ObligationId id_;
+  ObligationLedger* ledger_ = nullptr;  // holds the counted obligation
+  SourceSite site_;
 };
 
 class Semaphore {
