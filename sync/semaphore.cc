@@ -95,22 +95,6 @@ Semaphore::~Semaphore() {
   }
 }
 
-Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) {
-  return AcquireAwaiter(cx, this, n, site);
-}
-
-bool Semaphore::try_take_fast(uint64_t n) {
-  internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
-  uint64_t state = state_.load(std::memory_order_relaxed);
-  while ((state & (kWaiters | kClosed)) == 0 && units_of(state, kUnitShift) >= n) {
-    if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 absl::StatusOr<SemaphorePermit> Semaphore::try_acquire(Cx& cx, size_t n, SourceSite site) {
   if (n == 0) return absl::InvalidArgumentError("Semaphore::try_acquire: 0 permits asked");
   if (!try_take_fast(n)) {

@@ -139,6 +139,21 @@ class Semaphore {
       amount = n;
     }
     ~AcquireAwaiter() { abandon(); }
+    // The uncontended acquire without suspending the coroutine: await_suspend's first steps (a
+    // deliverable cancel, then the lock-free take), whose outcomes are final; otherwise
+    // await_suspend starts over (poll_cancel is repeatable) and may park.
+    bool await_ready() {
+      if (absl::Status cancelled = cx().poll_cancel(); !cancelled.ok()) [[unlikely]] {
+        status = std::move(cancelled);
+        set_state(sync_internal::WaitState::kCancelled);
+        return true;
+      }
+      if (try_complete_unlocked()) {
+        set_state(sync_internal::WaitState::kGranted);
+        return true;
+      }
+      return false;
+    }
     absl::StatusOr<SemaphorePermit> await_resume();
 
    private:
@@ -161,7 +176,17 @@ class Semaphore {
  private:
   friend class SemaphorePermit;
   // Takes n units if nobody waits, the semaphore is open and they are available (CAS, no mu_).
-  bool try_take_fast(uint64_t n);
+  bool try_take_fast(uint64_t n) {
+    internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
+    uint64_t state = state_.load(std::memory_order_relaxed);
+    while ((state & (kWaiters | kClosed)) == 0 && (state >> kUnitShift) >= n) {
+      if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
   // Serves the head of the queue while the units cover it (strict FIFO).
   void dispatch_locked(sync_internal::WakeList& wakes);
   void give_back_locked(size_t n, sync_internal::WakeList& wakes);
@@ -183,6 +208,10 @@ class Semaphore {
   std::atomic<uint64_t> state_;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };
+
+inline Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) {
+  return AcquireAwaiter(cx, this, n, site);
+}
 
 }  // namespace asupersync
 
