@@ -557,11 +557,15 @@ TEST(ObligationLedgerTest, CountedObligationsDrainOnceWithEntries) {
     ASSERT_TRUE(ledger.try_record_counted());
     EXPECT_FALSE(ledger.close_admission());
     ASSERT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
-    if (counted_last) ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    if (counted_last) {
+      ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    }
     EXPECT_EQ(drained, 0);
     ASSERT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
     EXPECT_EQ(drained, counted_last ? 1 : 0);
-    if (!counted_last) ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    if (!counted_last) {
+      ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    }
     EXPECT_EQ(drained, 1);
     EXPECT_EQ(ledger.completed(), 3u);
   }
