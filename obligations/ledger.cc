@@ -161,7 +161,14 @@ ObligationLedger::ObligationLedger(RegionId region, LeakPolicy policy,
 ObligationLedger::~ObligationLedger() {
   // No lock: a ledger being destroyed must not be used concurrently.
   const size_t pending = pending_count_.load(std::memory_order_relaxed);
-  if (pending == 0) return;
+  const uint64_t counted = counted_pending(counted_.load(std::memory_order_relaxed));
+  if (pending == 0 && counted == 0) return;
+  if (pending == 0) {
+    obligations_internal::invariant_violated(absl::StrCat(
+        "an ObligationLedger outlives every token that refers to it; the ledger of region ",
+        region_.to_string(), " was destroyed with ", counted,
+        " pending counted obligation(s) (semaphore permits, ...)"));
+  }
   uint32_t oldest = kNoSlot;
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].live && (oldest == kNoSlot || slots_[i].sequence < slots_[oldest].sequence)) {
@@ -171,9 +178,9 @@ ObligationLedger::~ObligationLedger() {
   const ObligationRecord record = record_of(oldest);
   obligations_internal::invariant_violated(absl::StrCat(
       "an ObligationLedger outlives every token that refers to it; the ledger of region ",
-      region_.to_string(), " was destroyed with ", pending, " pending obligation(s), the oldest ",
-      to_absl(obligation_kind_name(record.kind)), " '", record.description, "' acquired at ",
-      record.acquired_at.to_string()));
+      region_.to_string(), " was destroyed with ", pending + counted,
+      " pending obligation(s), the oldest ", to_absl(obligation_kind_name(record.kind)), " '",
+      record.description, "' acquired at ", record.acquired_at.to_string()));
 }
 
 ObligationRecord ObligationLedger::record_of(uint32_t index) const {
@@ -207,8 +214,9 @@ absl::StatusOr<ObligationId> ObligationLedger::record_general(ObligationKind kin
   {
     std::lock_guard<SpinLock> lock(mu_);
     const size_t pending = pending_count_.load(std::memory_order_relaxed);
+    const size_t total = pending + counted_pending(counted_.load(std::memory_order_relaxed));
     if (!admission_closed_.load(std::memory_order_relaxed) &&
-        (!max_pending_.has_value() || pending < *max_pending_)) {
+        (!max_pending_.has_value() || total < *max_pending_)) {
       uint32_t index = free_head_;
       if (index == kNoSlot) {
         index = add_slot_locked();
@@ -221,9 +229,109 @@ absl::StatusOr<ObligationId> ObligationLedger::record_general(ObligationKind kin
       pending_count_.store(pending + 1, std::memory_order_release);
       return ObligationId(index, slot.generation);
     }
-    refused_at = pending;
+    refused_at = total;
   }
   return admission_error(kind, description, site, refused_at);
+}
+
+absl::Status ObligationLedger::record_counted_general(ObligationKind kind,
+                                                      const ObligationDescription& description,
+                                                      SourceSite site) {
+  if (!valid_kind(kind)) {
+    return absl::InvalidArgumentError(absl::StrCat("ObligationLedger::record_counted: kind ",
+                                                   static_cast<int>(kind), " is not a kind"));
+  }
+  size_t refused_at;
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    // Under the lock nothing raises the count but this (with a limit, the fast path is not
+    // taken), so the limit is exact; resolves may lower it meanwhile, hence the CAS.
+    uint64_t word = counted_.load(std::memory_order_relaxed);
+    while (true) {
+      const size_t total = pending_count_.load(std::memory_order_relaxed) + counted_pending(word);
+      if ((word & kCountedClosed) != 0 || (max_pending_.has_value() && total >= *max_pending_)) {
+        refused_at = total;
+        break;
+      }
+      if (counted_pending(word) == kCountedMaxPending) {
+        obligations_internal::invariant_violated(
+            "an ObligationLedger holds at most 2^31-1 counted obligations");
+      }
+      if (counted_.compare_exchange_weak(word, word + kCountedOne, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed)) {
+        return absl::OkStatus();
+      }
+    }
+  }
+  return admission_error(kind, description, site, refused_at);
+}
+
+absl::Status ObligationLedger::leak_counted(ObligationKind kind,
+                                            const ObligationDescription& description,
+                                            SourceSite site) {
+  const ObligationRecord record{ObligationId(), kind, description.to_string(), site};
+  return resolve_counted_general(Resolution::kLeaked, &record);
+}
+
+absl::Status ObligationLedger::resolve_counted_general(Resolution resolution,
+                                                       const ObligationRecord* leaked) {
+  if (!valid_resolution(resolution) || (resolution == Resolution::kLeaked) != (leaked != nullptr)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ObligationLedger::resolve_counted: resolution ", static_cast<int>(resolution),
+                     " is not a resolution (a leak is resolved with leak_counted)"));
+  }
+  std::function<void()> on_drained;
+  std::optional<std::string> leak_message;
+  {
+    std::lock_guard<SpinLock> lock(mu_);
+    uint64_t word = counted_.load(std::memory_order_relaxed);
+    do {
+      if (counted_pending(word) == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("no counted obligation is pending in region ", region_.to_string(),
+                         "; cannot resolve one as ", to_absl(resolution_name(resolution))));
+      }
+    } while (!counted_.compare_exchange_weak(word, word - kCountedOne, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed));
+    switch (resolution) {
+      case Resolution::kCommitted:
+        committed_.store(committed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        break;
+      case Resolution::kCompleted:
+        completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        break;
+      case Resolution::kAborted:
+        aborted_.store(aborted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        break;
+      case Resolution::kLeaked:
+        leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+        leak_message = store_report_locked(*leaked);
+        break;
+    }
+    // Fold the completions counted in the word into completed_ (only done under the lock).
+    if (const uint64_t folded = counted_.load(std::memory_order_relaxed) >> 32; folded != 0) {
+      counted_.fetch_sub(folded << 32, std::memory_order_acq_rel);
+      completed_.store(completed_.load(std::memory_order_relaxed) + folded,
+                       std::memory_order_release);
+    }
+    // This was the last counted one of a closing ledger: the drain is seen here, once.
+    if (counted_pending(word) == 1 && (word & kCountedClosed) != 0 &&
+        pending_count_.load(std::memory_order_relaxed) == 0 && on_drained_) {
+      on_drained = on_drained_;
+    }
+  }
+  if (leak_message.has_value()) {
+    std::fprintf(stderr, "asupersync: %s\n", leak_message->c_str());
+    std::fflush(stderr);
+  }
+  if (on_drained) on_drained();  // last: the callback may destroy the ledger
+  return absl::OkStatus();
+}
+
+uint64_t ObligationLedger::completed() const {
+  std::lock_guard<SpinLock> lock(mu_);
+  return completed_.load(std::memory_order_relaxed) +
+         (counted_.load(std::memory_order_acquire) >> 32);
 }
 
 uint32_t ObligationLedger::add_slot_locked() {
@@ -251,7 +359,11 @@ absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) co
 
 std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
   leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  LeakReport report{record_of(index), region_};
+  return store_report_locked(record_of(index));
+}
+
+std::optional<std::string> ObligationLedger::store_report_locked(ObligationRecord record) {
+  LeakReport report{std::move(record), region_};
   std::optional<std::string> message;
   if (policy_ == LeakPolicy::kLog) message = report.to_string();
   leaks_.push_back(std::move(report));
@@ -299,7 +411,8 @@ absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resol
     }
     const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
     pending_count_.store(pending, std::memory_order_release);
-    if (pending == 0 && admission_closed_.load(std::memory_order_relaxed) && on_drained_) {
+    if (pending == 0 && counted_pending(counted_.load(std::memory_order_relaxed)) == 0 &&
+        admission_closed_.load(std::memory_order_relaxed) && on_drained_) {
       on_drained = on_drained_;
     }
   }
@@ -316,7 +429,8 @@ absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resol
 bool ObligationLedger::close_admission() {
   std::lock_guard<SpinLock> lock(mu_);
   admission_closed_.store(true, std::memory_order_release);
-  return pending_count_.load(std::memory_order_relaxed) == 0;
+  const uint64_t word = counted_.fetch_or(kCountedClosed, std::memory_order_acq_rel);
+  return pending_count_.load(std::memory_order_relaxed) == 0 && counted_pending(word) == 0;
 }
 
 std::vector<ObligationRecord> ObligationLedger::pending_records() const {

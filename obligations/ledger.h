@@ -40,8 +40,9 @@
 // Thread-safety: thread-safe; every member may be called concurrently from any thread. An
 // internal spin lock guards the entry table; it is held for a few dozen instructions per
 // `record`/`resolve` (no allocation, formatting or call out, except to store a leak report) and
-// a waiter yields the CPU when it has to wait long. `pending()`, `admission_closed()` and the
-// totals are read without it. The drain callback and the kLog stderr print run with the lock
+// a waiter yields the CPU when it has to wait long; counted obligations (`record_counted`) take
+// it only on their slow paths. `pending()`, `admission_closed()` and the totals other than
+// `completed()` are read without it. The drain callback and the kLog stderr print run with the lock
 // released, so the callback may call back into the ledger.
 //
 // Cost (why the description is an `ObligationDescription`): recording and resolving happen on
@@ -220,7 +221,8 @@ class ObligationLedger {
       const size_t pending = pending_count_.load(std::memory_order_relaxed);
       const uint32_t index = free_head_;
       if (index != kNoSlot && !admission_closed_.load(std::memory_order_relaxed) &&
-          (!max_pending_.has_value() || pending < *max_pending_)) {
+          (!max_pending_.has_value() ||
+           pending + counted_pending(counted_.load(std::memory_order_relaxed)) < *max_pending_)) {
         Slot& slot = slots_[index];
         free_head_ = slot.next_free;
         ++slot.generation;  // cannot wrap: a slot at the maximum generation is retired
@@ -251,7 +253,8 @@ class ObligationLedger {
         const size_t pending = pending_count_.load(std::memory_order_relaxed) - 1;
         if (slot.live && slot.generation == id.generation() && slot.description.owned_ == nullptr &&
             slot.generation != ~uint32_t{0} &&
-            (pending != 0 || !admission_closed_.load(std::memory_order_relaxed))) {
+            (pending != 0 || counted_pending(counted_.load(std::memory_order_relaxed)) != 0 ||
+             !admission_closed_.load(std::memory_order_relaxed))) {
           std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
                                          : resolution == Resolution::kCompleted ? completed_
                                                                                 : aborted_;
@@ -267,6 +270,56 @@ class ObligationLedger {
     return resolve_general(id, resolution);
   }
 
+  // Counted obligations: recorded as a count, without an entry of their own. For tokens a
+  // primitive hands out by the thousand (semaphore permits): the token keeps its description
+  // and acquire site itself and hands them over only if it leaks (`leak_counted`), so recording
+  // and resolving are one compare-and-swap each, no lock. A counted obligation is pending like
+  // an entry (pending(), the admission limit, close and drain, the destructor's check) but is
+  // not listed by pending_records(). Same errors as record(); resolve_counted() fails with
+  // FailedPrecondition when no counted obligation is pending, and takes no kLeaked.
+  [[gnu::always_inline]] absl::Status record_counted(ObligationKind kind,
+                                                     const ObligationDescription& description,
+                                                     SourceSite site) {
+    if ((kind == ObligationKind::kPermit || kind == ObligationKind::kLease) &&
+        try_record_counted()) {
+      return absl::OkStatus();
+    }
+    return record_counted_general(kind, description, site);
+  }
+  // The inline common case of record_counted (admission open, no limit; a limit is checked
+  // under the lock, so that it is exact): true if it recorded one. False: nothing recorded,
+  // call record_counted for the answer. For a caller that builds its description only then.
+  [[gnu::always_inline]] bool try_record_counted() {
+    if (max_pending_.has_value()) return false;
+    uint64_t word = counted_.load(std::memory_order_relaxed);
+    while ((word & kCountedClosed) == 0 && counted_pending(word) != kCountedMaxPending) {
+      if (counted_.compare_exchange_weak(word, word + kCountedOne, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  [[gnu::always_inline]] absl::Status resolve_counted(Resolution resolution) {
+    // Inline, the common case: completed, not the last of a closing ledger (that one may
+    // drain: under the lock), room in the completion count.
+    if (resolution == Resolution::kCompleted) {
+      uint64_t word = counted_.load(std::memory_order_relaxed);
+      while (counted_pending(word) > ((word & kCountedClosed) != 0 ? 1u : 0u) &&
+             word < kCountedFoldAt) {
+        if (counted_.compare_exchange_weak(word, word - kCountedOne + kCountedCompletion,
+                                           std::memory_order_acq_rel, std::memory_order_relaxed)) {
+          return absl::OkStatus();
+        }
+      }
+    }
+    return resolve_counted_general(resolution, nullptr);
+  }
+  // Resolves a counted obligation as leaked: stores (and under kLog prints) a LeakReport built
+  // from the token's `kind`, `description` and acquire `site`. Errors as resolve_counted().
+  absl::Status leak_counted(ObligationKind kind, const ObligationDescription& description,
+                            SourceSite site);
+
   // Stops admitting new obligations (idempotent). Returns true if nothing is pending, i.e. the
   // ledger is already drained; the drain callback is not called in that case.
   bool close_admission();
@@ -275,7 +328,10 @@ class ObligationLedger {
 
   // The number of pending entries. Read without taking the lock (a region asks on every
   // quiescence check); like any count it is a snapshot when other threads record and resolve.
-  size_t pending() const { return pending_count_.load(std::memory_order_acquire); }
+  size_t pending() const {
+    return pending_count_.load(std::memory_order_acquire) +
+           counted_pending(counted_.load(std::memory_order_acquire));
+  }
   // The pending entries in acquisition order (oldest first).
   std::vector<ObligationRecord> pending_records() const;
   // Every leak so far, in the order they happened.
@@ -291,7 +347,7 @@ class ObligationLedger {
   // Totals by resolution since construction, for tests, oracles and the demo. A leaked
   // obligation counts under leaked() only, although it was aborted.
   uint64_t committed() const { return committed_.load(std::memory_order_acquire); }
-  uint64_t completed() const { return completed_.load(std::memory_order_acquire); }
+  uint64_t completed() const;  // takes the lock (adds the counted completions)
   uint64_t aborted() const { return aborted_.load(std::memory_order_acquire); }
   uint64_t leaked() const { return leaked_.load(std::memory_order_acquire); }
 
@@ -327,6 +383,19 @@ class ObligationLedger {
   };
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
 
+  // counted_: bit 0 admission closed (set with admission_closed_, under mu_), bits 1-31 the
+  // counted obligations pending, bits 32-63 counted completions not yet added to completed_
+  // (folded in under mu_ before they can overflow). Once closed, the count only falls, and its
+  // last step (to 0) is taken under mu_, so exactly one resolve sees the ledger drain.
+  static constexpr uint64_t kCountedClosed = 1;
+  static constexpr uint64_t kCountedOne = 2;
+  static constexpr uint64_t kCountedMaxPending = (uint64_t{1} << 31) - 1;
+  static constexpr uint64_t kCountedCompletion = uint64_t{1} << 32;
+  static constexpr uint64_t kCountedFoldAt = uint64_t{1} << 63;
+  static constexpr uint64_t counted_pending(uint64_t word) {
+    return (word >> 1) & kCountedMaxPending;
+  }
+
   ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
   // Appends a slot (generation 1) and returns its index; lock held.
   uint32_t add_slot_locked();
@@ -349,6 +418,12 @@ class ObligationLedger {
   absl::StatusOr<ObligationId> record_general(ObligationKind kind,
                                               ObligationDescription description, SourceSite site);
   absl::Status resolve_general(ObligationId id, Resolution resolution);
+  absl::Status record_counted_general(ObligationKind kind, const ObligationDescription& description,
+                                      SourceSite site);
+  // `leaked`: the token's record when resolution is kLeaked, else nullptr.
+  absl::Status resolve_counted_general(Resolution resolution, const ObligationRecord* leaked);
+  // Stores a leak report, lock held; returns the kLog message.
+  std::optional<std::string> store_report_locked(ObligationRecord record);
   // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
   std::optional<std::string> store_leak_locked(uint32_t index);
   absl::Status reject(ObligationId id, Resolution resolution) const;
@@ -363,6 +438,7 @@ class ObligationLedger {
   std::vector<Slot> slots_;                    // guarded by mu_
   uint32_t free_head_ = kNoSlot;               // guarded by mu_
   std::atomic<size_t> pending_count_{0};       // live slots; written under mu_
+  std::atomic<uint64_t> counted_{0};           // see kCountedClosed
   uint64_t next_sequence_ = 0;                 // guarded by mu_
   std::atomic<bool> admission_closed_{false};  // written under mu_
   std::function<void()> on_drained_;           // guarded by mu_

@@ -3,7 +3,8 @@
 // Tests of ObligationLedger: recording and resolving obligations, each exactly once (SPEC 5.1),
 // rejection of unknown, stale and already-resolved ids (SPEC 1.6, 13), leak reports and leak
 // policy (SPEC 5.3), admission closing (SPEC 3.2), the max_pending limit (SPEC 3.7), the drain
-// notification that lets a region reach quiescence (SPEC 3.3), and concurrent use.
+// notification that lets a region reach quiescence (SPEC 3.3), counted obligations (the same
+// rules without an entry each), and concurrent use.
 
 #include "obligations/ledger.h"
 
@@ -462,6 +463,159 @@ TEST(ObligationLedgerTest, ConcurrentCloseDrainsExactlyOnce) {
         admitted.fetch_add(1);
         std::this_thread::yield();
         ASSERT_TRUE(ledger.resolve(*id, Resolution::kCompleted).ok());
+      }
+    });
+  }
+  while (started.load() < kThreads || admitted.load() < 500) std::this_thread::yield();
+  const bool was_empty = ledger.close_admission();
+  for (std::thread& worker : workers) worker.join();
+
+  EXPECT_EQ(ledger.pending(), 0u);
+  EXPECT_EQ(ledger.completed(), admitted.load());
+  EXPECT_EQ(drained.load(), was_empty ? 0 : 1);
+}
+
+// Counted obligations (record_counted): pending like entries, resolved with one CAS each, not
+// listed by pending_records; the totals count them.
+TEST(ObligationLedgerTest, CountedObligationsArePendingUntilResolved) {
+  ObligationLedger ledger(kRegion, LeakPolicy::kPanic);
+  ASSERT_TRUE(ledger.record_counted(ObligationKind::kPermit, "permits", site(1)).ok());
+  ASSERT_TRUE(ledger.try_record_counted());
+  ASSERT_TRUE(ledger.try_record_counted());
+  const ObligationId entry = record_or_die(ledger, "entry");
+  EXPECT_EQ(ledger.pending(), 4u);
+  EXPECT_THAT(descriptions(ledger.pending_records()), ElementsAre("entry"));
+
+  EXPECT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
+  EXPECT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
+  EXPECT_TRUE(ledger.resolve_counted(Resolution::kAborted).ok());
+  EXPECT_EQ(ledger.pending(), 1u);
+  EXPECT_EQ(ledger.completed(), 2u);
+  EXPECT_EQ(ledger.aborted(), 1u);
+
+  // None left: resolving one more is refused and changes nothing.
+  const absl::Status extra = ledger.resolve_counted(Resolution::kCompleted);
+  EXPECT_EQ(extra.code(), absl::StatusCode::kFailedPrecondition) << extra;
+  EXPECT_THAT(extra.message(), HasSubstr("no counted obligation is pending in region 3#1"));
+  // A leak goes through leak_counted, which carries the record.
+  EXPECT_EQ(ledger.resolve_counted(Resolution::kLeaked).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger.completed(), 2u);
+  EXPECT_TRUE(ledger.resolve(entry, Resolution::kCommitted).ok());
+  EXPECT_EQ(ledger.pending(), 0u);
+}
+
+// SPEC 5.3: a leaked counted obligation is reported with the token's description and acquire
+// site, like an entry.
+TEST(ObligationLedgerTest, CountedLeakIsReportedWithTheTokensSite) {
+  ObligationLedger ledger(kRegion, LeakPolicy::kPanic);
+  ASSERT_TRUE(ledger.try_record_counted());
+  ASSERT_TRUE(ledger
+                  .leak_counted(ObligationKind::kPermit,
+                                ObligationDescription("semaphore permits").with_count(2), site(7))
+                  .ok());
+  EXPECT_EQ(ledger.pending(), 0u);
+  EXPECT_EQ(ledger.leaked(), 1u);
+  ASSERT_EQ(ledger.leaks().size(), 1u);
+  EXPECT_EQ(ledger.leaks()[0].to_string(),
+            "obligation leaked: permit 'semaphore permits (2)' acquired at foo.cc:7 in region 3#1 "
+            "was dropped without send/commit, complete or abort; it was aborted");
+  EXPECT_FALSE(ledger.leak_counted(ObligationKind::kPermit, "semaphore permits", site(8)).ok());
+  EXPECT_EQ(ledger.leaked(), 1u);
+}
+
+// SPEC 3.2, 3.7: counted obligations obey admission closing and count toward the limit.
+TEST(ObligationLedgerTest, CountedObligationsObeyAdmissionAndTheLimit) {
+  ObligationLedger limited(kRegion, LeakPolicy::kPanic, /*max_pending=*/2);
+  const ObligationId entry = record_or_die(limited, "entry");
+  EXPECT_FALSE(limited.try_record_counted());  // a limit is checked under the lock
+  ASSERT_TRUE(limited.record_counted(ObligationKind::kPermit, "permits", site(1)).ok());
+  const absl::Status full = limited.record_counted(ObligationKind::kPermit, "permits", site(2));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_THAT(full.message(), HasSubstr("already has 2 pending obligations"));
+  EXPECT_EQ(limited.record(ObligationKind::kPermit, "entry", site(3)).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(limited.resolve_counted(Resolution::kCompleted).ok());
+  EXPECT_TRUE(limited.resolve(entry, Resolution::kCompleted).ok());
+
+  ObligationLedger closing(kRegion, LeakPolicy::kPanic);
+  EXPECT_TRUE(closing.close_admission());
+  EXPECT_FALSE(closing.try_record_counted());
+  EXPECT_EQ(closing.record_counted(ObligationKind::kPermit, "permits", site(1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(closing.pending(), 0u);
+}
+
+// SPEC 3.3: a closing ledger drains once, when the last of its entries and counted obligations
+// is resolved, whichever kind is last.
+TEST(ObligationLedgerTest, CountedObligationsDrainOnceWithEntries) {
+  for (const bool counted_last : {true, false}) {
+    ObligationLedger ledger(kRegion, LeakPolicy::kPanic);
+    int drained = 0;
+    ledger.set_on_drained([&drained] { ++drained; });
+    const ObligationId entry = record_or_die(ledger, "entry");
+    ASSERT_TRUE(ledger.try_record_counted());
+    ASSERT_TRUE(ledger.try_record_counted());
+    EXPECT_FALSE(ledger.close_admission());
+    ASSERT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
+    if (counted_last) {
+      ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    }
+    EXPECT_EQ(drained, 0);
+    ASSERT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
+    EXPECT_EQ(drained, counted_last ? 1 : 0);
+    if (!counted_last) {
+      ASSERT_TRUE(ledger.resolve(entry, Resolution::kCompleted).ok());
+    }
+    EXPECT_EQ(drained, 1);
+    EXPECT_EQ(ledger.completed(), 3u);
+  }
+}
+
+TEST(ObligationLedgerDeathTest, DestroyingWithPendingCountedObligationsAborts) {
+  EXPECT_DEATH(
+      {
+        ObligationLedger ledger(kRegion, LeakPolicy::kLog);
+        (void)ledger.try_record_counted();
+      },
+      "invariant violated: an ObligationLedger outlives every token that refers to it; the "
+      "ledger of region 3#1 was destroyed with 1 pending counted obligation");
+}
+
+// Concurrency (runs under TSan): threads record and resolve counted obligations and entries
+// while admission closes; the totals add up and the drain callback fires exactly once unless
+// close_admission already found the ledger empty.
+TEST(ObligationLedgerTest, ConcurrentCountedCloseDrainsExactlyOnce) {
+  constexpr int kThreads = 6;
+  ObligationLedger ledger(kRegion, LeakPolicy::kPanic);
+  std::atomic<int> drained{0};
+  ledger.set_on_drained([&drained] { drained.fetch_add(1); });
+  std::atomic<uint64_t> admitted{0};
+  std::atomic<int> started{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < kThreads; ++t) {
+    workers.emplace_back([&, t] {
+      started.fetch_add(1);
+      for (;;) {
+        if (t % 2 == 0) {
+          const absl::Status recorded =
+              ledger.record_counted(ObligationKind::kPermit, "counted", site(1));
+          if (!recorded.ok()) {
+            EXPECT_EQ(recorded.code(), absl::StatusCode::kFailedPrecondition);
+            return;
+          }
+          admitted.fetch_add(1);
+          std::this_thread::yield();
+          ASSERT_TRUE(ledger.resolve_counted(Resolution::kCompleted).ok());
+        } else {
+          absl::StatusOr<ObligationId> id = ledger.record(ObligationKind::kLease, "w", site(1));
+          if (!id.ok()) {
+            EXPECT_EQ(id.status().code(), absl::StatusCode::kFailedPrecondition);
+            return;
+          }
+          admitted.fetch_add(1);
+          std::this_thread::yield();
+          ASSERT_TRUE(ledger.resolve(*id, Resolution::kCompleted).ok());
+        }
       }
     });
   }

@@ -28,15 +28,11 @@ size_t saturating_add(size_t a, size_t b) {
 
 // --- SemaphorePermit ------------------------------------------------------------------------
 
-SemaphorePermit::SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger,
-                                 ObligationId id)
-    : semaphore_(semaphore), count_(count), ledger_(ledger), id_(id) {}
-
 SemaphorePermit::SemaphorePermit(SemaphorePermit&& other) noexcept
     : semaphore_(std::exchange(other.semaphore_, nullptr)),
       count_(std::exchange(other.count_, 0)),
       ledger_(std::exchange(other.ledger_, nullptr)),
-      id_(std::exchange(other.id_, ObligationId())) {}
+      site_(other.site_) {}
 
 SemaphorePermit& SemaphorePermit::operator=(SemaphorePermit&& other) noexcept {
   if (this != &other) {
@@ -44,7 +40,7 @@ SemaphorePermit& SemaphorePermit::operator=(SemaphorePermit&& other) noexcept {
     semaphore_ = std::exchange(other.semaphore_, nullptr);
     count_ = std::exchange(other.count_, 0);
     ledger_ = std::exchange(other.ledger_, nullptr);
-    id_ = std::exchange(other.id_, ObligationId());
+    site_ = other.site_;
   }
   return *this;
 }
@@ -64,17 +60,23 @@ void SemaphorePermit::release() && {
 void SemaphorePermit::finish(Resolution resolution) noexcept {
   Semaphore* semaphore = std::exchange(semaphore_, nullptr);
   ObligationLedger* ledger = std::exchange(ledger_, nullptr);
-  const ObligationId id = std::exchange(id_, ObligationId());
-  semaphore->add_permits(std::exchange(count_, 0));
-  // The units are back before the entry resolves (the resolve may let the region close).
-  if (ledger != nullptr) {
-    if (absl::Status resolved = ledger->resolve(id, resolution); !resolved.ok()) {
-      internal::invariant_violated(
-          ("SemaphorePermit: its ledger entry was resolved behind its back: " +
-           std::string(resolved.message()))
-              .c_str());
-    }
+  const size_t count = std::exchange(count_, 0);
+  semaphore->add_permits(count);
+  // The units are back before the obligation resolves (the resolve may let the region close).
+  if (ledger == nullptr) return;
+  absl::Status resolved = resolution == Resolution::kLeaked ? leak(*ledger, count, site_)
+                                                            : ledger->resolve_counted(resolution);
+  if (!resolved.ok()) [[unlikely]] {
+    internal::invariant_violated(
+        ("SemaphorePermit: its counted obligation was resolved behind its back: " +
+         std::string(resolved.message()))
+            .c_str());
   }
+}
+
+absl::Status SemaphorePermit::leak(ObligationLedger& ledger, size_t count, SourceSite site) {
+  return ledger.leak_counted(ObligationKind::kPermit,
+                             ObligationDescription("semaphore permits").with_count(count), site);
 }
 
 // --- Semaphore ------------------------------------------------------------------------------
@@ -91,22 +93,6 @@ Semaphore::~Semaphore() {
   if (!waiters_.empty()) {
     internal::invariant_violated("Semaphore destroyed while tasks wait on it");
   }
-}
-
-Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) {
-  return AcquireAwaiter(cx, this, n, site);
-}
-
-bool Semaphore::try_take_fast(uint64_t n) {
-  internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
-  uint64_t state = state_.load(std::memory_order_relaxed);
-  while ((state & (kWaiters | kClosed)) == 0 && units_of(state, kUnitShift) >= n) {
-    if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
-                                     std::memory_order_relaxed)) {
-      return true;
-    }
-  }
-  return false;
 }
 
 absl::StatusOr<SemaphorePermit> Semaphore::try_acquire(Cx& cx, size_t n, SourceSite site) {
@@ -192,13 +178,16 @@ void Semaphore::give_back_locked(size_t n, WakeList& wakes) {
 }
 
 absl::StatusOr<SemaphorePermit> Semaphore::make_permit(Cx& cx, size_t n, SourceSite site) {
-  absl::StatusOr<sync_internal::RecordedObligation> recorded = sync_internal::record_permit(
-      cx, "Semaphore acquire", ObligationDescription("semaphore permits").with_count(n), site);
-  if (!recorded.ok()) {
-    add_permits(n);
-    return recorded.status();
+  ObligationLedger& ledger = cx.region().ledger();
+  if (!ledger.try_record_counted()) [[unlikely]] {
+    absl::Status recorded = ledger.record_counted(
+        ObligationKind::kPermit, ObligationDescription("semaphore permits").with_count(n), site);
+    if (!recorded.ok()) {
+      add_permits(n);
+      return sync_internal::permit_refused("Semaphore acquire", recorded);
+    }
   }
-  return SemaphorePermit(this, n, recorded->ledger, recorded->id);
+  return SemaphorePermit(this, n, &ledger, site);
 }
 
 // --- AcquireAwaiter -------------------------------------------------------------------------

@@ -12,8 +12,10 @@
 // (alias `release(n)`) and every permit released wake as many waiters, in order, as the
 // available units cover.
 //
-// Obligations: each SemaphorePermit is recorded in the ledger of the acquiring context's region
-// ("semaphore permits (n)"), so the region cannot close while it is held (SPEC 3.3). Paths:
+// Obligations: each SemaphorePermit is recorded in the ledger of the acquiring context's region,
+// so the region cannot close while it is held (SPEC 3.3). It is a counted obligation
+// (`ObligationLedger::record_counted`: one compare-and-swap, no entry of its own); the permit
+// keeps its acquire site, and a leak is reported as "semaphore permits (n)" with that site. Paths:
 //   | `std::move(p).release()` | units back, waiters woken | kCompleted          |
 //   | destroyed unreleased     | units back, waiters woken | kLeaked + report    |
 // Acquiring needs an Open region (SPEC 3.2); in a closing region acquire fails with
@@ -81,17 +83,21 @@ class [[nodiscard]] ASUPERSYNC_CONSUMABLE(unconsumed) SemaphorePermit {
   ASUPERSYNC_TEST_TYPESTATE(unconsumed)
   bool valid() const { return semaphore_ != nullptr; }
   size_t count() const { return count_; }
-  ObligationId id() const { return id_; }
+  // Where it was acquired (reported if it leaks).
+  SourceSite acquired_at() const { return site_; }
 
  private:
   friend class Semaphore;
-  SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger, ObligationId id);
+  SemaphorePermit(Semaphore* semaphore, size_t count, ObligationLedger* ledger, SourceSite site)
+      : semaphore_(semaphore), count_(count), ledger_(ledger), site_(site) {}
   void finish(Resolution resolution) noexcept;
+  [[gnu::noinline]] static absl::Status leak(ObligationLedger& ledger, size_t count,
+                                             SourceSite site);
 
   Semaphore* semaphore_ = nullptr;
   size_t count_ = 0;
-  ObligationLedger* ledger_ = nullptr;
-  ObligationId id_;
+  ObligationLedger* ledger_ = nullptr;  // holds the counted obligation
+  SourceSite site_;
 };
 
 class Semaphore {
@@ -133,6 +139,21 @@ class Semaphore {
       amount = n;
     }
     ~AcquireAwaiter() { abandon(); }
+    // The uncontended acquire without suspending the coroutine: await_suspend's first steps (a
+    // deliverable cancel, then the lock-free take), whose outcomes are final; otherwise
+    // await_suspend starts over (poll_cancel is repeatable) and may park.
+    bool await_ready() {
+      if (absl::Status cancelled = cx().poll_cancel(); !cancelled.ok()) [[unlikely]] {
+        status = std::move(cancelled);
+        set_state(sync_internal::WaitState::kCancelled);
+        return true;
+      }
+      if (try_complete_unlocked()) {
+        set_state(sync_internal::WaitState::kGranted);
+        return true;
+      }
+      return false;
+    }
     absl::StatusOr<SemaphorePermit> await_resume();
 
    private:
@@ -155,7 +176,17 @@ class Semaphore {
  private:
   friend class SemaphorePermit;
   // Takes n units if nobody waits, the semaphore is open and they are available (CAS, no mu_).
-  bool try_take_fast(uint64_t n);
+  bool try_take_fast(uint64_t n) {
+    internal::observe_object_access(&mu_);  // lock-free: report to the lab by hand
+    uint64_t state = state_.load(std::memory_order_relaxed);
+    while ((state & (kWaiters | kClosed)) == 0 && (state >> kUnitShift) >= n) {
+      if (state_.compare_exchange_weak(state, state - (n << kUnitShift), std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
   // Serves the head of the queue while the units cover it (strict FIFO).
   void dispatch_locked(sync_internal::WakeList& wakes);
   void give_back_locked(size_t n, sync_internal::WakeList& wakes);
@@ -177,6 +208,10 @@ class Semaphore {
   std::atomic<uint64_t> state_;
   sync_internal::WaiterList<sync_internal::Waiter> waiters_;
 };
+
+inline Semaphore::AcquireAwaiter Semaphore::acquire(Cx& cx, size_t n, SourceSite site) {
+  return AcquireAwaiter(cx, this, n, site);
+}
 
 }  // namespace asupersync
 
