@@ -89,6 +89,16 @@ class Executor {
   // it to the cancel lane (SPEC 6.2); otherwise do nothing.
   virtual void promote_to_cancel_lane(internal::TaskRecord& task) {}
 
+  // The same two, for a caller that has just read the task's cleanup priority under its lock
+  // (request_cancel): an executor ordering its cancel lane by priority can then skip taking the
+  // task's lock again to read it. The defaults ignore the hint.
+  virtual void schedule_cancel(internal::TaskRecord& task, uint8_t cleanup_priority) {
+    schedule(task, Lane::kCancel);
+  }
+  virtual void promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) {
+    promote_to_cancel_lane(task);
+  }
+
   // The runtime's clock (SPEC 1.1): monotonic in production, virtual in the lab.
   virtual Time now() const = 0;
 
