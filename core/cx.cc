@@ -84,7 +84,7 @@ Cx Cx::for_region(Region& region, const Budget& requested) const {
   return Cx(task_, &region, caps_, meet(budget_, requested));
 }
 
-absl::Status Cx::poll_cancel() {
+absl::Status Cx::poll_cancel_out_of_line() {
   internal::TaskRecord& task = *task_;
   // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
   if (!task.cancel_requested.load(std::memory_order_acquire)) {

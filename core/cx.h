@@ -316,9 +316,25 @@ class Cx {
 
   // Delivers a pending request: acknowledges it and returns its kCancelled status; checks the
   // budget first. OkStatus when nothing is deliverable.
-  absl::Status poll_cancel();
+  //
+  // Every cancellation point calls it, so the common case is inline: no request for the task,
+  // the budget not exhausted (the clock is read only when a deadline is set) and the context
+  // scoped to the task's own region (a region-body context also checks its region's request,
+  // out of line: Region is incomplete here). Anything else takes the out-of-line path, which
+  // makes budget exhaustion a request and delivers.
+  absl::Status poll_cancel() {
+    const internal::TaskRecord& task = *task_;
+    if (region_ == task.region && task.polls <= budget_.poll_quota &&
+        !task.cancel_requested.load(std::memory_order_acquire) &&
+        (!budget_.deadline.has_value() || task.executor->now() < *budget_.deadline)) {
+      return absl::OkStatus();
+    }
+    return poll_cancel_out_of_line();
+  }
 
  private:
+  absl::Status poll_cancel_out_of_line();
+
   internal::TaskRecord* task_ = nullptr;
   Region* region_ = nullptr;
   Capabilities caps_ = Capabilities::All();

@@ -6,12 +6,13 @@
 // multi-threaded one.
 //
 // Thread-safety: a multi-threaded executor must accept schedule(), promote_to_cancel_lane(),
-// add_timer() and remove_timer() from any thread, concurrently with the task running: a task is
-// resumed by one thread at a time, and a schedule() that arrives while it runs makes it run
-// once more afterwards (SPEC 6.3). remove_timer() returns only when fire() of that node is not
-// running and will not run. fire() may run with the executor's timer lock held; it may take a
-// task's lock and call schedule() but nothing else. Core never holds a task's lock while calling
-// schedule(). The lab executor is single-threaded.
+// schedule_cancel(), promote_to_cancel_lane_at(), add_timer() and remove_timer() from any
+// thread, concurrently with the task running: a task is resumed by one thread at a time, and a
+// schedule() that arrives while it runs makes it run once more afterwards (SPEC 6.3).
+// remove_timer() returns only when fire() of that node is not running and will not run. fire()
+// may run with the executor's timer lock held; it may take a task's lock and call schedule() but
+// nothing else. Core never holds a task's lock while calling schedule(). The lab executor is
+// single-threaded.
 // Lifetime: an executor outlives every task, region and timer it was given.
 //
 // Cancellation contract: schedule() with Lane::kCancel must place the task ahead of timed and
@@ -88,6 +89,16 @@ class Executor {
   // A cancel request reached `task` without waking it: if it is queued in another lane, move
   // it to the cancel lane (SPEC 6.2); otherwise do nothing.
   virtual void promote_to_cancel_lane(internal::TaskRecord& task) {}
+
+  // The same two, for a caller that has just read the task's cleanup priority under its lock
+  // (request_cancel): an executor ordering its cancel lane by priority can then skip taking the
+  // task's lock again to read it. The defaults ignore the hint.
+  virtual void schedule_cancel(internal::TaskRecord& task, uint8_t cleanup_priority) {
+    schedule(task, Lane::kCancel);
+  }
+  virtual void promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) {
+    promote_to_cancel_lane(task);
+  }
 
   // The runtime's clock (SPEC 1.1): monotonic in production, virtual in the lab.
   virtual Time now() const = 0;

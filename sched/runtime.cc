@@ -69,6 +69,9 @@ uint8_t cleanup_priority(TaskRecord& task) {
   return task.cancel.requested() ? task.cancel.cleanup_budget().priority : 0;
 }
 
+// A cancel-lane schedule whose caller did not pass the task's cleanup priority: read it then.
+constexpr int kPriorityUnknown = -1;
+
 // The ready run queue of one worker: a bounded FIFO ring that only its owner pushes to and
 // that the owner and thieves pop from the head with a CAS. A thief that reads a slot and then
 // loses the CAS discards what it read; the owner never overwrites a slot that a successful CAS
@@ -171,7 +174,8 @@ struct Worker {
   TaskRecord* lifo_slot = nullptr;
   std::deque<TaskRecord*> timed_lane;
   // By cleanup priority (highest first), then FIFO. Each entry keeps the priority it was
-  // queued with, so an insert reads only its own task's (under that task's lock).
+  // queued with, so an insert reads only its own task's (passed by request_cancel, else read
+  // under that task's lock).
   struct CancelEntry {
     uint8_t priority;
     TaskRecord* task;
@@ -346,7 +350,9 @@ class Runtime::Impl {
                                                : 0);
   }
 
-  void schedule(TaskRecord& task, Lane lane) {
+  // `priority`: the task's cleanup priority when the caller read it already (a cancel-lane
+  // schedule from request_cancel), else kPriorityUnknown.
+  void schedule(TaskRecord& task, Lane lane, int priority = kPriorityUnknown) {
     if (task.completed()) return;
     // The running task schedules itself (a yield): no atomic RMW, see Worker::self_notified.
     if (current_runtime == this && current_worker->running == &task) {
@@ -368,7 +374,7 @@ class Runtime::Impl {
         if (task.executor_state.compare_exchange_weak(state, state | kInCancelLane,
                                                       std::memory_order_acq_rel)) {
           task.add_ref();  // a second entry, in the cancel lane; the first goes stale
-          push(task, Lane::kCancel, /*woken_by_running_task=*/false);
+          push(task, Lane::kCancel, /*woken_by_running_task=*/false, priority);
           return;
         }
         continue;
@@ -376,15 +382,15 @@ class Runtime::Impl {
       const uint32_t queued = kQueued | (lane == Lane::kCancel ? kInCancelLane : 0);
       if (task.executor_state.compare_exchange_weak(state, queued, std::memory_order_acq_rel)) {
         task.add_ref();
-        push(task, lane, /*woken_by_running_task=*/true);
+        push(task, lane, /*woken_by_running_task=*/true, priority);
         return;
       }
     }
   }
 
-  void promote_to_cancel_lane(TaskRecord& task) {
+  void promote_to_cancel_lane(TaskRecord& task, int priority = kPriorityUnknown) {
     if (task.executor_state.load(std::memory_order_acquire) & kQueued) {
-      schedule(task, Lane::kCancel);
+      schedule(task, Lane::kCancel, priority);
     }
   }
 
@@ -465,7 +471,8 @@ class Runtime::Impl {
  private:
   // --- queues --------------------------------------------------------------------------------
 
-  void push(TaskRecord& task, Lane lane, bool woken_by_running_task) {
+  void push(TaskRecord& task, Lane lane, bool woken_by_running_task,
+            int priority = kPriorityUnknown) {
     Worker* worker = current_runtime == this ? current_worker : nullptr;
     if (worker == nullptr) {
       push_global(task, lane);
@@ -473,7 +480,7 @@ class Runtime::Impl {
     }
     switch (lane) {
       case Lane::kCancel:
-        push_cancel(*worker, task);
+        push_cancel(*worker, task, priority);
         return;
       case Lane::kTimed:
         worker->timed_lane.push_back(&task);
@@ -491,8 +498,10 @@ class Runtime::Impl {
     }
   }
 
-  void push_cancel(Worker& worker, TaskRecord& task) {
-    const uint8_t priority = cleanup_priority(task);
+  void push_cancel(Worker& worker, TaskRecord& task, int known_priority) {
+    const uint8_t priority = known_priority == kPriorityUnknown
+                                 ? cleanup_priority(task)
+                                 : static_cast<uint8_t>(known_priority);
     // The common cases append (an insert at begin() of an empty deque is a push_front, which
     // allocates a fresh block each time the front crosses one).
     if (worker.cancel_lane.empty() || worker.cancel_lane.back().priority >= priority) {
@@ -917,6 +926,12 @@ RuntimeStats Runtime::stats() const { return impl_->stats(); }
 void Runtime::schedule(internal::TaskRecord& task, Lane lane) { impl_->schedule(task, lane); }
 void Runtime::promote_to_cancel_lane(internal::TaskRecord& task) {
   impl_->promote_to_cancel_lane(task);
+}
+void Runtime::schedule_cancel(internal::TaskRecord& task, uint8_t cleanup_priority) {
+  impl_->schedule(task, Lane::kCancel, cleanup_priority);
+}
+void Runtime::promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) {
+  impl_->promote_to_cancel_lane(task, cleanup_priority);
 }
 Time Runtime::now() const { return Time::FromNanoseconds(monotonic_nanoseconds()); }
 void Runtime::add_timer(TimerNode& node) { impl_->add_timer(node); }

@@ -101,6 +101,8 @@ class Runtime final : public Executor {
   // Executor.
   void schedule(internal::TaskRecord& task, Lane lane) override;
   void promote_to_cancel_lane(internal::TaskRecord& task) override;
+  void schedule_cancel(internal::TaskRecord& task, uint8_t cleanup_priority) override;
+  void promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) override;
   Time now() const override;
   void add_timer(TimerNode& node) override;
   void remove_timer(TimerNode& node) override;

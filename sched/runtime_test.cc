@@ -136,6 +136,43 @@ TEST(RuntimeTest, CancelThroughHandleAcrossWorkers) {
   EXPECT_TRUE(outcome.is_cancelled()) << outcome.to_string();
 }
 
+// SPEC 6.2: the cancel lane runs the highest cleanup priority first. One worker, and the
+// cancels come from the task running on it, so the three entries meet in its cancel lane.
+TEST(RuntimeTest, CancelLaneRunsHigherCleanupPriorityFirst) {
+  RuntimeOptions options;
+  options.workers = 1;
+  options.leak_policy = LeakPolicy::kPanic;
+  Runtime runtime(options);
+  auto cleaned = std::make_shared<std::vector<std::string>>();
+  auto outcome = runtime.run([cleaned](Cx& cx) -> Task<void> {
+    auto parked = std::make_shared<std::atomic<int>>(0);
+    std::vector<TaskHandle<void>> handles;
+    for (std::string name : {"low", "high", "middle"}) {
+      auto handle = cx.spawn(name, [cleaned, parked, name](Cx& c) -> Task<void> {
+        parked->fetch_add(1);
+        (void)co_await c.sleep(Duration::Seconds(3600));
+        cleaned->push_back(name);
+      });
+      EXPECT_TRUE(handle.ok());
+      handles.push_back(std::move(handle).value());
+    }
+    while (parked->load() < 3) (void)co_await cx.yield();
+    Budget high = Budget::Infinite();
+    high.priority = 250;
+    Budget middle = Budget::Infinite();
+    middle.priority = 230;
+    handles[0].cancel("low: the kUser default, 200");
+    handles[1].cancel("high", high);
+    handles[2].cancel("middle", middle);
+    for (TaskHandle<void>& handle : handles) {
+      Outcome<void> joined = co_await handle.join(cx);
+      EXPECT_TRUE(joined.is_cancelled()) << joined.to_string();
+    }
+  });
+  EXPECT_TRUE(outcome.is_cancelled()) << outcome.to_string();
+  EXPECT_EQ(*cleaned, (std::vector<std::string>{"high", "middle", "low"}));
+}
+
 // SPEC 3.4, 3.6: nested regions close in order on the runtime and finalizers run once, LIFO.
 TEST(RuntimeTest, NestedRegionsAndFinalizers) {
   Runtime runtime(two_workers());

@@ -187,13 +187,16 @@ std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope) 
 
 // Runs a claimed wait's interrupt() with no lock held, then lets the task go: it is parked
 // until `interrupting` is cleared, so no other thread resumes or destroys it meanwhile.
-void finish_interrupt(TaskRecord& task, WaitNode& claimed) {
+// `cleanup_priority` was read when the wait was claimed, so the executor need not take the
+// lock again for it; a request arriving in between counts as one arriving just after this
+// schedule.
+void finish_interrupt(TaskRecord& task, WaitNode& claimed, uint8_t cleanup_priority) {
   claimed.interrupt();
   {
     Guard guard(task.lock);
     task.interrupting = false;
   }
-  task.executor->schedule(task, Lane::kCancel);
+  task.executor->schedule_cancel(task, cleanup_priority);
 }
 
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
@@ -208,6 +211,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   size_t body_region_count = 0;
   bool arm_escalation = false;
   bool completed = false;
+  uint8_t cleanup_priority = 0;
   {
     Guard guard(task.lock);
     completed = task.completed();
@@ -233,6 +237,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
         task.interrupting = true;
       }
       const Budget& budget = task.cancel.cleanup_budget();
+      cleanup_priority = budget.priority;
       if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
         task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
         task.escalation_timer->task = &task;
@@ -258,15 +263,16 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   for (size_t i = 0; i < body_region_count; ++i) cancel_body_region(body_regions[i]);
   for (Region* region : more_body_regions) cancel_body_region(region);
   if (claimed != nullptr) {
-    finish_interrupt(task, *claimed);
+    finish_interrupt(task, *claimed, cleanup_priority);
     return;
   }
   // A task already queued moves to the cancel lane (SPEC 6.2).
-  task.executor->promote_to_cancel_lane(task);
+  task.executor->promote_to_cancel_lane_at(task, cleanup_priority);
 }
 
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
   WaitNode* claimed = nullptr;
+  uint8_t cleanup_priority = 0;
   {
     Guard guard(task.lock);
     if (task.current_wait == nullptr || !task.current_wait->interruptible ||
@@ -275,8 +281,9 @@ void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {
     }
     claimed = claim_wait_locked(task);
     task.interrupting = true;
+    if (task.cancel.requested()) cleanup_priority = task.cancel.cleanup_budget().priority;
   }
-  finish_interrupt(task, *claimed);
+  finish_interrupt(task, *claimed, cleanup_priority);
 }
 
 namespace {
