@@ -293,21 +293,8 @@ absl::Status ObligationLedger::resolve_counted_general(Resolution resolution,
       }
     } while (!counted_.compare_exchange_weak(word, word - kCountedOne, std::memory_order_acq_rel,
                                              std::memory_order_relaxed));
-    switch (resolution) {
-      case Resolution::kCommitted:
-        committed_.store(committed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kCompleted:
-        completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kAborted:
-        aborted_.store(aborted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kLeaked:
-        leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        leak_message = store_report_locked(*leaked);
-        break;
-    }
+    count_resolution_locked(resolution);
+    if (resolution == Resolution::kLeaked) leak_message = store_report_locked(*leaked);
     // Fold the completions counted in the word into completed_ (only done under the lock).
     if (const uint64_t folded = counted_.load(std::memory_order_relaxed) >> 32; folded != 0) {
       counted_.fetch_sub(folded << 32, std::memory_order_acq_rel);
@@ -357,11 +344,6 @@ absl::Status ObligationLedger::reject(ObligationId id, Resolution resolution) co
                    to_absl(resolution_name(resolution)), ": ", why));
 }
 
-std::optional<std::string> ObligationLedger::store_leak_locked(uint32_t index) {
-  leaked_.store(leaked_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  return store_report_locked(record_of(index));
-}
-
 std::optional<std::string> ObligationLedger::store_report_locked(ObligationRecord record) {
   LeakReport report{std::move(record), region_};
   std::optional<std::string> message;
@@ -388,20 +370,8 @@ absl::Status ObligationLedger::resolve_general(ObligationId id, Resolution resol
       return reject(id, resolution);
     }
     Slot& slot = slots_[index];
-    switch (resolution) {
-      case Resolution::kCommitted:
-        committed_.store(committed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kCompleted:
-        completed_.store(completed_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kAborted:
-        aborted_.store(aborted_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-        break;
-      case Resolution::kLeaked:
-        leak_message = store_leak_locked(index);
-        break;
-    }
+    count_resolution_locked(resolution);
+    if (resolution == Resolution::kLeaked) leak_message = store_report_locked(record_of(index));
     slot.live = false;
     owned_description.reset(std::exchange(slot.description.owned_, nullptr));
     // A slot whose generation cannot be bumped again is retired rather than reused.

@@ -255,10 +255,7 @@ class ObligationLedger {
             slot.generation != ~uint32_t{0} &&
             (pending != 0 || counted_pending(counted_.load(std::memory_order_relaxed)) != 0 ||
              !admission_closed_.load(std::memory_order_relaxed))) {
-          std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
-                                         : resolution == Resolution::kCompleted ? completed_
-                                                                                : aborted_;
-          total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+          count_resolution_locked(resolution);
           slot.live = false;
           slot.next_free = free_head_;
           free_head_ = index;
@@ -396,6 +393,15 @@ class ObligationLedger {
     return (word >> 1) & kCountedMaxPending;
   }
 
+  // Adds one to the total that `resolution` counts under (kLeaked: leaked_). Lock held: the
+  // only writer, so a load and a store (the totals are read without the lock).
+  void count_resolution_locked(Resolution resolution) {
+    std::atomic<uint64_t>& total = resolution == Resolution::kCommitted   ? committed_
+                                   : resolution == Resolution::kCompleted ? completed_
+                                   : resolution == Resolution::kAborted   ? aborted_
+                                                                          : leaked_;
+    total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
   ObligationRecord record_of(uint32_t index) const;  // lock held (or no concurrency)
   // Appends a slot (generation 1) and returns its index; lock held.
   uint32_t add_slot_locked();
@@ -424,8 +430,6 @@ class ObligationLedger {
   absl::Status resolve_counted_general(Resolution resolution, const ObligationRecord* leaked);
   // Stores a leak report, lock held; returns the kLog message.
   std::optional<std::string> store_report_locked(ObligationRecord record);
-  // The kLeaked path of resolve, lock held: stores the report; returns the kLog message.
-  std::optional<std::string> store_leak_locked(uint32_t index);
   absl::Status reject(ObligationId id, Resolution resolution) const;
   absl::Status admission_error(ObligationKind kind, const ObligationDescription& description,
                                SourceSite site, size_t pending) const;
