@@ -52,18 +52,15 @@ void SharedCancelRequest::release() {
   if (rep_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete rep_;
 }
 
-bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget,
-                          const absl::Status* formatted) {
+bool CancelState::request(const CancelReason& reason, const Budget& cleanup_budget) {
   if (!request_) {
-    request_ = SharedCancelRequest(reason, cleanup_budget,
-                                   formatted != nullptr ? *formatted : absl::OkStatus());
+    request_ = SharedCancelRequest(reason, cleanup_budget);
     return true;
   }
   const bool stronger = compare_strength(reason, request_.reason()) > 0;
   const Budget tightened = meet(request_.cleanup_budget(), cleanup_budget);
   if (!stronger && tightened == request_.cleanup_budget()) return false;
-  request_ = stronger ? SharedCancelRequest(reason, tightened,
-                                            formatted != nullptr ? *formatted : absl::OkStatus())
+  request_ = stronger ? SharedCancelRequest(reason, tightened)
                       : SharedCancelRequest(request_.reason(), tightened, request_.status());
   return false;
 }

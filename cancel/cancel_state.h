@@ -100,10 +100,7 @@ class CancelState {
 
   // Records a request. Returns true if this is the first request. A repeated request
   // strengthens the reason and tightens the cleanup budget; it never loosens either.
-  // `formatted`, when given, is cancelled_status(reason) made once by whoever cancels many
-  // tasks with one reason, so each task shares it instead of formatting its own.
-  bool request(const CancelReason& reason, const Budget& cleanup_budget,
-               const absl::Status* formatted = nullptr);
+  bool request(const CancelReason& reason, const Budget& cleanup_budget);
   // The same with a request made once for many tasks: the first request of a task keeps a
   // reference to `shared` (no copy).
   bool request(const SharedCancelRequest& shared);
