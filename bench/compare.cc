@@ -218,18 +218,58 @@ Task<void> ping_pong(Cx& cx, uint64_t m) {
 }
 
 // ---------------------------------------------------------------------------------- timers
+// Diagnostic (not part of the scenario): with ASUPERSYNC_TIMERS_TRACE=path set, each sleeper's
+// start and wake (ns since the scenario's start), its requested sleep and the threads it started
+// and woke on are written to `path` as CSV, to see where lateness comes from.
+struct SleeperTrace {
+  int64_t start_ns;
+  int64_t wake_ns;
+  uint32_t requested_us;
+  int32_t start_thread;
+  int32_t wake_thread;
+};
+std::vector<SleeperTrace>* g_sleeper_trace = nullptr;
+Clock::time_point g_timers_t0;
+
+int32_t thread_id() { return static_cast<int32_t>(gettid()); }
+
 // Sleeps delay_us(i) and returns how late it woke, ns.
 Task<int64_t> sleeper(Cx& cx, uint64_t i) {
   const auto requested = std::chrono::microseconds(delay_us(i));
   const auto start = Clock::now();
+  const int32_t start_thread = g_sleeper_trace != nullptr ? thread_id() : 0;
   absl::Status slept = co_await cx.sleep(Duration::Microseconds(requested.count()));
   if (!slept.ok()) co_return -1;
-  const auto late = Clock::now() - start - requested;
+  const auto woke = Clock::now();
+  if (g_sleeper_trace != nullptr) {
+    (*g_sleeper_trace)[i] = SleeperTrace{
+        std::chrono::nanoseconds(start - g_timers_t0).count(),
+        std::chrono::nanoseconds(woke - g_timers_t0).count(),
+        static_cast<uint32_t>(requested.count()), start_thread, thread_id()};
+  }
+  const auto late = woke - start - requested;
   co_return std::max<int64_t>(0, std::chrono::nanoseconds(late).count());
 }
 
+void write_sleeper_trace(const char* path) {
+  FILE* file = std::fopen(path, "w");
+  if (file == nullptr) fail(std::string("cannot write ") + path);
+  std::fprintf(file, "i,start_ns,wake_ns,requested_us,late_us,start_thread,wake_thread\n");
+  for (size_t i = 0; i < g_sleeper_trace->size(); ++i) {
+    const SleeperTrace& t = (*g_sleeper_trace)[i];
+    std::fprintf(file, "%zu,%lld,%lld,%u,%.1f,%d,%d\n", i, static_cast<long long>(t.start_ns),
+                 static_cast<long long>(t.wake_ns), t.requested_us,
+                 static_cast<double>(t.wake_ns - t.start_ns) / 1e3 - t.requested_us,
+                 t.start_thread, t.wake_thread);
+  }
+  std::fclose(file);
+}
+
 Task<void> timers(Cx& cx, uint64_t n) {
+  const char* trace_path = std::getenv("ASUPERSYNC_TIMERS_TRACE");
+  if (trace_path != nullptr) g_sleeper_trace = new std::vector<SleeperTrace>(n);
   const auto t0 = Clock::now();
+  g_timers_t0 = t0;
   std::vector<TaskHandle<int64_t>> handles;
   handles.reserve(n);
   for (uint64_t i = 0; i < n; ++i) {
@@ -252,6 +292,7 @@ Task<void> timers(Cx& cx, uint64_t n) {
                 "late_max_us=%.1f",
                 dt - 0.010, late_sum / static_cast<double>(n), percentile(late_us, 50),
                 percentile(late_us, 99), late_us.back());
+  if (trace_path != nullptr) write_sleeper_trace(trace_path);
   report("timers", n, dt, static_cast<double>(n), extra);
 }
 

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "core/internal/task_record.h"
 #include "sched/internal/blocking_pool.h"
 #include "sched/internal/reactor.h"
+#include "sched/internal/ring_queue.h"
 #include "sched/internal/signal_watcher.h"
 #include "sched/internal/timing_wheel.h"
 #include "sched/services.h"
@@ -68,6 +68,10 @@ uint8_t cleanup_priority(TaskRecord& task) {
   std::lock_guard<internal::SpinLock> guard(task.lock);
   return task.cancel.requested() ? task.cancel.cleanup_budget().priority : 0;
 }
+
+// How many tasks of one batch of fired timers the firing worker keeps in its own timed lane;
+// the rest is shared through the global timed queue (see share_fired_timers).
+constexpr size_t kKeptFiredTimers = 32;
 
 // A cancel-lane schedule whose caller did not pass the task's cleanup priority: read it then.
 constexpr int kPriorityUnknown = -1;
@@ -172,7 +176,7 @@ struct Worker {
   RunQueue run_queue;
   // Owner-only lanes.
   TaskRecord* lifo_slot = nullptr;
-  std::deque<TaskRecord*> timed_lane;
+  RingQueue<TaskRecord*> timed_lane;
   // By cleanup priority (highest first), then FIFO. Each entry keeps the priority it was
   // queued with, so an insert reads only its own task's (passed by request_cancel, else read
   // under that task's lock).
@@ -180,7 +184,7 @@ struct Worker {
     uint8_t priority;
     TaskRecord* task;
   };
-  std::deque<CancelEntry> cancel_lane;
+  RingQueue<CancelEntry> cancel_lane;
   int cancel_streak = 0;
   int lifo_streak = 0;
   // The task this worker is running, and the notify bits (kNotified | lane) of a schedule()
@@ -330,12 +334,14 @@ class Runtime::Impl {
     // the main region finished).
     for (auto& worker : workers_) {
       while (TaskRecord* task = worker->run_queue.pop()) task->release();
-      for (TaskRecord* task : worker->timed_lane) task->release();
-      for (const Worker::CancelEntry& entry : worker->cancel_lane) entry.task->release();
+      for (size_t i = 0; i < worker->timed_lane.size(); ++i) worker->timed_lane[i]->release();
+      for (size_t i = 0; i < worker->cancel_lane.size(); ++i) {
+        worker->cancel_lane[i].task->release();
+      }
       if (worker->lifo_slot != nullptr) worker->lifo_slot->release();
     }
     for (auto* queue : {&global_cancel_, &global_timed_, &injection_}) {
-      for (TaskRecord* task : *queue) task->release();
+      for (size_t i = 0; i < queue->size(); ++i) (*queue)[i]->release();
       queue->clear();
     }
     workers_.clear();
@@ -508,12 +514,10 @@ class Runtime::Impl {
       worker.cancel_lane.push_back(Worker::CancelEntry{priority, &task});
       return;
     }
-    auto position = worker.cancel_lane.end();
     // Equal priorities stay FIFO; a higher one goes ahead of lower ones.
-    while (position != worker.cancel_lane.begin() && (position - 1)->priority < priority) {
-      --position;
-    }
-    worker.cancel_lane.insert(position, Worker::CancelEntry{priority, &task});
+    worker.cancel_lane.insert_from_back(
+        Worker::CancelEntry{priority, &task},
+        [priority](const Worker::CancelEntry& entry) { return entry.priority < priority; });
   }
 
   // `notify`: wake a parked worker to share the work. A task that this worker just ran and
@@ -527,7 +531,7 @@ class Runtime::Impl {
       const size_t count = worker.run_queue.pop_batch(moved, RunQueue::kCapacity / 2);
       {
         std::lock_guard<std::mutex> lock(global_mutex_);
-        injection_.insert(injection_.end(), moved, moved + count);
+        for (size_t i = 0; i < count; ++i) injection_.push_back(moved[i]);
         injection_.push_back(&task);
         update_global_counts_locked();
       }
@@ -557,7 +561,11 @@ class Runtime::Impl {
     if (global_cancel_count_.load(std::memory_order_relaxed) != cancel_count) {
       global_cancel_count_.store(cancel_count, std::memory_order_release);
     }
-    const size_t count = cancel_count + global_timed_.size() + injection_.size();
+    const size_t timed_count = global_timed_.size();
+    if (global_timed_count_.load(std::memory_order_relaxed) != timed_count) {
+      global_timed_count_.store(timed_count, std::memory_order_release);
+    }
+    const size_t count = cancel_count + timed_count + injection_.size();
     if (global_count_.load(std::memory_order_relaxed) != count) {
       global_count_.store(count, std::memory_order_seq_cst);
     }
@@ -619,7 +627,7 @@ class Runtime::Impl {
 
   TaskRecord* next_task_from_lanes(Worker& worker) {
     ++worker.tick;
-    if ((worker.tick & 15) == 0) fire_due_timers();
+    if ((worker.tick & 15) == 0) fire_due_timers(worker);
     // Cancel lane first, with the streak limit (SPEC 6.2).
     if (worker.cancel_streak < options_.cancel_streak_limit || !other_work_waiting(worker)) {
       if (TaskRecord* task = pop_cancel(worker)) {
@@ -633,6 +641,7 @@ class Runtime::Impl {
       worker.timed_lane.pop_front();
       return task;
     }
+    if (TaskRecord* task = pop_global_timed(worker)) return task;
     // Fairness: now and then the injection queue goes before local work, and I/O readiness is
     // polled if no idle worker is driving the reactor.
     if (worker.tick % 61 == 0) {
@@ -734,14 +743,59 @@ class Runtime::Impl {
 
   // --- timers --------------------------------------------------------------------------------
 
-  void fire_due_timers() {
+  // Any worker fires the due timers of the one shared wheel: busy ones every 16 dispatches,
+  // idle ones before they park, the driver when its timerfd expires. The tasks land in this
+  // worker's timed lane (node.fire() schedules them in Lane::kTimed), and a large batch is
+  // shared (share_fired_timers).
+  void fire_due_timers(Worker& worker) {
     const int64_t now = monotonic_nanoseconds();
     if (now < next_timer_.load(std::memory_order_acquire)) return;
-    std::lock_guard<std::mutex> lock(timer_mutex_);
-    const size_t fired =
-        wheel_.advance(Time::FromNanoseconds(now), [](TimerNode& node) { node.fire(); });
-    timers_fired_.fetch_add(fired, std::memory_order_relaxed);
-    next_timer_.store(wheel_.next_deadline().nanoseconds(), std::memory_order_release);
+    const size_t lane_before = worker.timed_lane.size();
+    {
+      std::lock_guard<std::mutex> lock(timer_mutex_);
+      const size_t fired =
+          wheel_.advance(Time::FromNanoseconds(now), [](TimerNode& node) { node.fire(); });
+      timers_fired_.fetch_add(fired, std::memory_order_relaxed);
+      next_timer_.store(wheel_.next_deadline().nanoseconds(), std::memory_order_release);
+    }
+    share_fired_timers(worker, lane_before);
+  }
+
+  // Only its owner pops a timed lane. A batch of more than kKeptFiredTimers (this worker fell
+  // behind: it was descheduled, or a parked driver woke to a burst) would make the rest wait
+  // for this one worker while others are idle, so the excess goes to the global timed queue,
+  // which every worker serves right after its own timed lane (ahead of ready work), and a
+  // parked worker is woken to help. Small batches, the common case, cost nothing here.
+  void share_fired_timers(Worker& worker, size_t lane_before) {
+    const size_t lane_after = worker.timed_lane.size();
+    if (workers_.size() < 2 || lane_after <= lane_before + kKeptFiredTimers) return;
+    const size_t keep = lane_before + kKeptFiredTimers;
+    {
+      std::lock_guard<std::mutex> lock(global_mutex_);
+      for (size_t i = keep; i < lane_after; ++i) global_timed_.push_back(worker.timed_lane[i]);
+      update_global_counts_locked();
+    }
+    while (worker.timed_lane.size() > keep) worker.timed_lane.pop_back();
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (sleeping_.load(std::memory_order_seq_cst) > 0) unpark_one();
+  }
+
+  // Takes this worker's share of the global timed queue (at most kKeptFiredTimers) into its
+  // timed lane and returns the first of it, or null.
+  TaskRecord* pop_global_timed(Worker& worker) {
+    if (global_timed_count_.load(std::memory_order_acquire) == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(global_mutex_);
+    if (global_timed_.empty()) return nullptr;
+    TaskRecord* task = global_timed_.front();
+    global_timed_.pop_front();
+    const size_t share =
+        std::min<size_t>(global_timed_.size() / workers_.size(), kKeptFiredTimers);
+    for (size_t i = 0; i < share; ++i) {
+      worker.timed_lane.push_back(global_timed_.front());
+      global_timed_.pop_front();
+    }
+    update_global_counts_locked();
+    return task;
   }
 
   // --- parking -------------------------------------------------------------------------------
@@ -827,7 +881,7 @@ class Runtime::Impl {
       }
     }
     worker.futex_word.store(1, std::memory_order_relaxed);
-    fire_due_timers();
+    fire_due_timers(worker);
   }
 
   void worker_main(Worker& worker) {
@@ -842,7 +896,7 @@ class Runtime::Impl {
         dispatch(worker, *task);
         continue;
       }
-      fire_due_timers();
+      fire_due_timers(worker);
       if (!worker.timed_lane.empty() || !worker.cancel_lane.empty()) continue;
       // Search: steal a few rounds before parking.
       searching_.fetch_add(1, std::memory_order_seq_cst);
@@ -885,13 +939,14 @@ class Runtime::Impl {
   std::atomic<uint64_t> timers_fired_{0};
 
   std::mutex global_mutex_;
-  std::deque<TaskRecord*> global_cancel_;
-  std::deque<TaskRecord*> global_timed_;
-  std::deque<TaskRecord*> injection_;
+  RingQueue<TaskRecord*> global_cancel_;
+  RingQueue<TaskRecord*> global_timed_;
+  RingQueue<TaskRecord*> injection_;
   // Read on every dispatch by every worker: each on its own cache line, away from the mutex
   // and the queues, and stored only when they change (see update_global_counts_locked).
   alignas(64) std::atomic<size_t> global_count_{0};
   alignas(64) std::atomic<size_t> global_cancel_count_{0};  // global_cancel_.size()
+  alignas(64) std::atomic<size_t> global_timed_count_{0};   // global_timed_.size()
   [[maybe_unused]] alignas(64) char global_counts_padding_ = 0;
 
   std::mutex sleepers_mutex_;
