@@ -414,6 +414,7 @@ Task<void> cancel_latency(Cx& cx, uint64_t q, uint64_t k, double budget_s) {
 
 struct GroupProbe {
   std::atomic<int64_t> last_ns{0};  // latest hook time, ns since `base`
+  std::atomic<int64_t> first_ns{INT64_MAX};  // earliest hook time (diagnostic)
   std::atomic<uint64_t> cleaned{0};
   std::atomic<uint64_t> started{0};
   Clock::time_point base;
@@ -426,6 +427,9 @@ struct GroupHook {
     int64_t seen = probe->last_ns.load(std::memory_order_relaxed);
     while (seen < ns && !probe->last_ns.compare_exchange_weak(seen, ns)) {
     }
+    int64_t first = probe->first_ns.load(std::memory_order_relaxed);
+    while (ns < first && !probe->first_ns.compare_exchange_weak(first, ns)) {
+    }
     probe->cleaned.fetch_add(1, std::memory_order_acq_rel);
   }
 };
@@ -435,14 +439,17 @@ Task<void> cancel_group(Cx& cx, uint64_t q, uint64_t g, uint64_t k, double budge
   auto busy = spawn_busy(cx, q, &busy_started);
   co_await std::move(busy);
   BoundedChannel<int> all_parked(1);  // sent by the last target to start
-  std::vector<double> lat_us;
+  std::vector<double> lat_us, request_us, first_us;
   lat_us.reserve(k);
+  request_us.reserve(k);
+  first_us.reserve(k);
   const auto t_start = Clock::now();
   for (uint64_t i = 0; i < k; ++i) {
     if (i > 0 && seconds_since(t_start) > budget_s) break;
     GroupProbe probe;
     probe.base = Clock::now();
     int64_t t0_ns = 0;
+    int64_t requested_ns = 0;
     auto group = Region::open(cx, "group", [&](Cx& gx) -> Task<void> {
       for (uint64_t j = 0; j < g; ++j) {
         must(gx.spawn("target",
@@ -463,17 +470,29 @@ Task<void> cancel_group(Cx& cx, uint64_t q, uint64_t g, uint64_t k, double budge
       t0_ns =
           std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - probe.base).count();
       gx.cancel_region("cancel_group");  // one operation cancels all G
+      requested_ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - probe.base).count();
     });
     Outcome<void> closed = co_await std::move(group);  // Closed: every hook ran
     if (!closed.is_cancelled() || probe.cleaned.load() != g) {
       fail("group region: " + closed.to_string());
     }
     lat_us.push_back(static_cast<double>(probe.last_ns.load() - t0_ns) / 1e3);
+    request_us.push_back(static_cast<double>(requested_ns - t0_ns) / 1e3);
+    first_us.push_back(static_cast<double>(probe.first_ns.load() - t0_ns) / 1e3);
   }
+  // Diagnostics: how long cancel_region took (request_*), and when the first hook ran.
+  std::sort(request_us.begin(), request_us.end());
+  std::sort(first_us.begin(), first_us.end());
+  char diagnostics[160];
+  std::snprintf(diagnostics, sizeof diagnostics,
+                " request_p50_us=%.3f request_max_us=%.3f first_hook_p50_us=%.3f",
+                percentile(request_us, 50), request_us.empty() ? 0.0 : request_us.back(),
+                percentile(first_us, 50));
   const double dt = seconds_since(t_start);
   const uint64_t n = lat_us.size();
   report("cancel_group", n, dt, static_cast<double>(n * g),
-         latency_extra(q, " group=" + std::to_string(g), lat_us, k));
+         latency_extra(q, " group=" + std::to_string(g), lat_us, k) + diagnostics);
 }
 
 // --------------------------------------------------------------------------- suspended_rss
