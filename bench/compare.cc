@@ -14,6 +14,9 @@
 //     cancel_group Q G K BUDGET_S  same load; K times: G targets in their own region, cancel
 //                                  the region, time cancel → the last cleanup
 //     suspended_rss N              VmRSS with N tasks parked on a sleep (not a peer scenario)
+//     noise_probe MS               no runtime: two threads spin on the clock for MS ms and report
+//                                  the gaps (> 0.5 ms) in which they were not running, i.e. the
+//                                  lateness floor the machine imposes on any runtime right now
 //     tcp_echo_server | http_raw_server | http_fw_server   unsupported (exit 3)
 //
 // Prints exactly one line `peer=asupersync_tK scenario=... n=... seconds=... ops_per_sec=...
@@ -36,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -530,6 +534,52 @@ Task<void> suspended_rss(Cx& cx, uint64_t n) {
   report("suspended_rss", n, spawn_s, static_cast<double>(n), extra);
 }
 
+// ----------------------------------------------------------------------------- noise_probe
+// Two plain threads (as many as the runtime's workers) spin reading the clock; a gap between two
+// reads of more than 0.5 ms is time the thread was not running (preempted by another process,
+// or the VM's vCPU was not scheduled). Lateness beyond that floor is the runtime's.
+[[noreturn]] void noise_probe(uint64_t ms, int threads) {
+  struct Gaps {
+    uint64_t count = 0;
+    double total_us = 0;
+    double max_us = 0;
+  };
+  std::vector<Gaps> gaps(static_cast<size_t>(threads));
+  std::vector<std::thread> spinners;
+  const auto t0 = Clock::now();
+  const auto end = t0 + std::chrono::milliseconds(ms);
+  for (int t = 0; t < threads; ++t) {
+    spinners.emplace_back([&, t] {
+      Gaps& mine = gaps[static_cast<size_t>(t)];
+      auto previous = Clock::now();
+      while (previous < end) {
+        const auto now = Clock::now();
+        const double gap_us = microseconds(now - previous);
+        if (gap_us > 500) {
+          ++mine.count;
+          mine.total_us += gap_us;
+          mine.max_us = std::max(mine.max_us, gap_us);
+        }
+        previous = now;
+      }
+    });
+  }
+  for (std::thread& spinner : spinners) spinner.join();
+  const double dt = seconds_since(t0);
+  Gaps all;
+  for (const Gaps& g : gaps) {
+    all.count += g.count;
+    all.total_us += g.total_us;
+    all.max_us = std::max(all.max_us, g.max_us);
+  }
+  char extra[200];
+  std::snprintf(extra, sizeof extra,
+                "gaps_over_500us=%llu max_gap_us=%.0f off_cpu_fraction=%.3f",
+                static_cast<unsigned long long>(all.count), all.max_us,
+                all.total_us / 1e6 / (dt * threads));
+  report("noise_probe", ms, dt, static_cast<double>(all.count), extra);
+}
+
 int run_main(int argc, char** argv) {
   absl::StatusOr<CompareCommandLine> command_line = parse_compare_command_line(argc, argv);
   if (!command_line.ok()) fail(std::string(command_line.status().message()));
@@ -541,7 +591,7 @@ int run_main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: compare [--threads K] spawn_join N | yield_many T Y | ping_pong M | "
                  "timers N | cancel_storm N | cancel_latency Q K BUDGET_S | "
-                 "cancel_group Q G K BUDGET_S | suspended_rss N\n");
+                 "cancel_group Q G K BUDGET_S | suspended_rss N | noise_probe MS\n");
     return 2;
   }
   // Sizes are parsed before the runtime starts (a bad argument fails fast).
@@ -566,7 +616,7 @@ int run_main(int argc, char** argv) {
     }
   };
   if (scenario == "spawn_join" || scenario == "ping_pong" || scenario == "timers" ||
-      scenario == "cancel_storm" || scenario == "suspended_rss") {
+      scenario == "cancel_storm" || scenario == "suspended_rss" || scenario == "noise_probe") {
     need(1);
   } else if (scenario == "yield_many") {
     need(2);
@@ -582,6 +632,8 @@ int run_main(int argc, char** argv) {
     std::fflush(stdout);
     return 3;
   }
+
+  if (scenario == "noise_probe") noise_probe(sizes[0], threads);
 
   sched::RuntimeOptions options;
   options.workers = threads;
