@@ -1,6 +1,7 @@
 #include "core/internal/frame_allocator.h"
 
 #include <cstdint>
+#include <mutex>
 #include <new>
 
 #if defined(__has_include)
@@ -81,6 +82,48 @@ inline bool push(std::size_t size_class, void* memory) {
   return true;
 }
 
+// The transfer store: whole lists that a thread could not keep (its list was full), for threads
+// whose list is empty. Bounded: kMaxTransferLists lists per class (then operator delete).
+constexpr std::size_t kMaxTransferLists = 8;
+
+struct TransferList {
+  FreeBlock* head;
+  uint32_t count;
+};
+
+struct TransferStore {
+  std::mutex mutex;
+  TransferList lists[kClasses][kMaxTransferLists];
+  uint32_t sizes[kClasses];
+};
+
+constinit TransferStore transfer_store{};
+
+// Moves this thread's full list of `size_class` into the transfer store (emptying it) and
+// returns true, or returns false when the store is full for that class.
+[[gnu::noinline]] bool hand_over_list(std::size_t size_class) {
+  std::lock_guard<std::mutex> lock(transfer_store.mutex);
+  uint32_t& size = transfer_store.sizes[size_class];
+  if (size == kMaxTransferLists) return false;
+  transfer_store.lists[size_class][size++] =
+      TransferList{free_lists.heads[size_class], free_lists.counts[size_class]};
+  free_lists.heads[size_class] = nullptr;
+  free_lists.counts[size_class] = 0;
+  return true;
+}
+
+// Refills this thread's empty list of `size_class` from the transfer store; false if it had none.
+[[gnu::noinline]] bool take_list(std::size_t size_class) {
+  std::lock_guard<std::mutex> lock(transfer_store.mutex);
+  uint32_t& size = transfer_store.sizes[size_class];
+  if (size == 0) return false;
+  const TransferList list = transfer_store.lists[size_class][--size];
+  if (!free_lists.drain_registered) register_drain();
+  free_lists.heads[size_class] = list.head;
+  free_lists.counts[size_class] = list.count;
+  return true;
+}
+
 // Size class index for a request, or kClasses or more when too large to recycle.
 inline std::size_t class_of(std::size_t size) {
   if (size == 0) size = 1;
@@ -93,6 +136,9 @@ void* allocate_block(std::size_t size) {
   const std::size_t size_class = class_of(size);
   if (!kRecycle || size_class >= kClasses) return ::operator new(size);
   if (void* block = pop(size_class)) return block;
+  // The list is empty: take one the other threads could not keep (a drained thread's list is
+  // closed: its count stays at the cap, see DrainAtExit).
+  if (free_lists.counts[size_class] == 0 && take_list(size_class)) return pop(size_class);
   return ::operator new((size_class + 1) * kFrameSizeClass);
 }
 
@@ -101,9 +147,17 @@ void deallocate_block(void* block, std::size_t size) noexcept {
   unpoison_frame_area(block, size);  // a record's block: its frame area may be poisoned
 #endif
   const std::size_t size_class = class_of(size);
-  if (!kRecycle || size_class >= kClasses || !push(size_class, block)) {
+  if (!kRecycle || size_class >= kClasses) {
     ::operator delete(block);
+    return;
   }
+  if (push(size_class, block)) return;
+  // Full (or closed by DrainAtExit: no head then): hand the list over and start a new one.
+  if (free_lists.heads[size_class] != nullptr && hand_over_list(size_class) &&
+      push(size_class, block)) {
+    return;
+  }
+  ::operator delete(block);
 }
 
 void poison_frame_area([[maybe_unused]] void* area, [[maybe_unused]] std::size_t size) {
