@@ -485,14 +485,17 @@ Task<void> cancel_group(Cx& cx, uint64_t q, uint64_t g, uint64_t k, double budge
     request_us.push_back(static_cast<double>(requested_ns - t0_ns) / 1e3);
     first_us.push_back(static_cast<double>(probe.first_ns.load() - t0_ns) / 1e3);
   }
-  // Diagnostics: how long cancel_region took (request_*), and when the first hook ran.
+  // Diagnostics: how long cancel_region took (request_*), when the first hook ran, and which
+  // round was the slowest (round 0 pays first-use costs).
+  const size_t slowest_round =
+      static_cast<size_t>(std::max_element(lat_us.begin(), lat_us.end()) - lat_us.begin());
   std::sort(request_us.begin(), request_us.end());
   std::sort(first_us.begin(), first_us.end());
-  char diagnostics[160];
+  char diagnostics[200];
   std::snprintf(diagnostics, sizeof diagnostics,
-                " request_p50_us=%.3f request_max_us=%.3f first_hook_p50_us=%.3f",
+                " request_p50_us=%.3f request_max_us=%.3f first_hook_p50_us=%.3f slowest_round=%zu",
                 percentile(request_us, 50), request_us.empty() ? 0.0 : request_us.back(),
-                percentile(first_us, 50));
+                percentile(first_us, 50), slowest_round);
   const double dt = seconds_since(t_start);
   const uint64_t n = lat_us.size();
   report("cancel_group", n, dt, static_cast<double>(n * g),
