@@ -18,6 +18,14 @@
 // outcomes. The runtime reads no wall clock, draws every choice from the seed, and iterates only
 // over containers ordered by its own deterministic indices (never by address or hash).
 //
+// What a run records: what its options consume, nothing more (a plain runtime is also the
+// benchmark executor of issue 3). Always: the report's counts, violations, stalls and check
+// failures, the state the oracles need, and the schedule hash. With `trace` (lab::Explore sets
+// it): the trace (events, hash, tail, names) and the choices. With a strategy, `logical_ids` or
+// `record_steps`: the logical ids (and with `record_steps` the steps' footprints). With any of
+// those or faults: a per-task record (TaskInfo). Each of these is exactly what it was when all
+// were recorded in every run; lab/README.md has the table.
+//
 // Oracles (SPEC 11.3), checked while the run goes and after it: no task outlives its region,
 // every closed region is quiescent, no leaked obligation, finalizers ran exactly once, legal
 // cancel-protocol transitions (task: request → acknowledge → Cancelled outcome; region states
@@ -121,7 +129,16 @@ struct LabOptions {
   // Region-close, cancel-protocol, lost-wake-up and scope oracles (the end-of-run quiescence
   // checks and deadlock detection always run).
   bool oracles = true;
-  // Events kept for failure reports; `full_trace` keeps all (for Chrome export).
+  // Record the trace (lab/trace.h): every event feeds the trace hash and the ring of the last
+  // `trace_tail` events, tasks, regions and tracked objects are named, and the choices are kept
+  // (LabReport::choices, what a replay string is made of). lab::Explore turns it on.
+  // Off (a plain LabRuntime): report().trace_hash is the *schedule hash* (which task ran at
+  // each step, from which lane, at which virtual time), trace_events is 0, trace() is empty and
+  // no choices are kept; the oracles, faults and DPOR steps are unaffected. What a run records
+  // in each case: lab/README.md, "What a run records".
+  bool trace = false;
+  // Events kept for failure reports (with `trace`); `full_trace` keeps all (for Chrome export)
+  // and implies `trace`.
   size_t trace_tail = 32;
   bool full_trace = false;
 
@@ -142,11 +159,13 @@ struct LabReport {
   uint64_t tasks_started = 0;
   uint64_t tasks_finished = 0;
   Time end_time = Time::Epoch();
-  // A 64-bit hash of every trace event of the run (dispatches, spawns, wakes, reads and writes,
-  // transitions, time): same seed and options, same hash. Compare it between runs of one build;
-  // its values are not stable across versions of the lab.
+  // With LabOptions::trace, a 64-bit hash of every trace event of the run (dispatches, spawns,
+  // wakes, reads and writes, transitions, time); without, a hash of the schedule (each dispatch:
+  // task, lane, virtual time). Either way: same seed and options, same hash. Compare it between
+  // runs of one build with the same options; its values are not stable across versions of the
+  // lab.
   uint64_t trace_hash = 0;
-  uint64_t trace_events = 0;
+  uint64_t trace_events = 0;  // 0 without LabOptions::trace
   bool deadlocked = false;
   std::string deadlock_report;
   bool livelock = false;
@@ -157,7 +176,8 @@ struct LabReport {
   std::vector<std::string> stalls;
   // Failed lab::check calls ("what (file:line)").
   std::vector<std::string> check_failures;
-  // The choices made at points with more than one competitor (candidate indexes), in order.
+  // The choices made at points with more than one competitor (candidate indexes), in order
+  // (with LabOptions::trace or a strategy; empty otherwise).
   std::vector<uint32_t> choices;
   uint64_t faults_injected = 0;
   // Systematic cancellation: some target reached its cancel_at_await-th await.
@@ -346,7 +366,6 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
     bool known = false;
     bool live = false;
     bool delayed = false;
-    bool cancel_seen = false;
     bool acknowledge_traced = false;
     bool fault_cancelled = false;
     bool quota_cancelled = false;
@@ -394,11 +413,36 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   }
   TaskInfo& grow_task_infos(uint32_t index);
   RegionInfo& info_of(const Region& region);
+  RegionInfo& region_info_at(uint32_t index) {
+    if (index < regions_.size()) [[likely]] {
+      return regions_[index];
+    }
+    return grow_region_infos(index);
+  }
+  RegionInfo& grow_region_infos(uint32_t index);
+  // The schedule hash (without LabOptions::trace): one mix per dispatch.
+  void mix_schedule_hash(uint32_t task, Lane lane) {
+    constexpr uint64_t kMultiplier = 0x9e3779b97f4a7c15ull;
+    uint64_t h =
+        (schedule_hash_ ^ ((uint64_t{task} << 8) | static_cast<uint8_t>(lane))) * kMultiplier;
+    h = (h ^ (h >> 29) ^ static_cast<uint64_t>(now_.nanoseconds())) * kMultiplier;
+    schedule_hash_ = h ^ (h >> 29);
+  }
   uint32_t current_lid() const;
   uint32_t current_index() const;
+  // A trace event (nothing without LabOptions::trace).
   void trace(TraceKind kind, uint32_t task, uint32_t other = 0, uint8_t aux = 0,
-             std::optional<int64_t> value = std::nullopt);
-  void access(uint64_t object, internal::AccessKind kind);
+             std::optional<int64_t> value = std::nullopt) {
+    if (tracing_) record_trace(kind, task, other, aux, value);
+  }
+  void record_trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
+                    std::optional<int64_t> value);
+  // The live tasks in index order (each with a reference taken: release them when done).
+  std::vector<asupersync::internal::TaskRecord*> live_tasks_referenced() const;
+  void access(uint64_t object, internal::AccessKind kind) {
+    if (recording_ && !injecting_) record_access(object, kind);
+  }
+  void record_access(uint64_t object, internal::AccessKind kind);
   // The record receiving accesses now: the running step's, else a barrier record.
   internal::StepRecord* current_record();
   int64_t current_record_index();
@@ -421,6 +465,15 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   void enqueue(asupersync::internal::TaskRecord& task, Lane lane);
 
   LabOptions options_;
+  // What this runtime records (fixed by the options; see the file comment).
+  bool tracing_;  // the trace and the choices
+  // A TaskInfo per task and the logical ids of tasks, regions and objects (//sync objects
+  // too): tracing, exploration, DPOR steps and faults need them.
+  bool bookkeeping_;
+  bool faults_;  // options_.faults.any()
+  uint64_t schedule_hash_ = 0;
+  // By task index: the task got a cancel request (oracle cancel_protocol).
+  std::vector<bool> cancel_seen_;
   uint64_t rng_state_;
   uint64_t entropy_state_;
   uint64_t fault_state_;
