@@ -358,12 +358,14 @@ void Region::CloseAwaiter::interrupt() {
   internal::invariant_violated("a region-close wait was interrupted (it is not interruptible)");
 }
 
+bool Region::begin_finalizing() {
+  std::lock_guard<RegionMutex> lock(mutex_);
+  state_.store(RegionState::kFinalizing, std::memory_order_release);
+  report(*this, RuntimeEvent::kRegionStateChanged);
+  return !finalizers_.empty();
+}
+
 Task<void> Region::run_finalizers(Cx& cx) {
-  {
-    std::lock_guard<RegionMutex> lock(mutex_);
-    state_.store(RegionState::kFinalizing, std::memory_order_release);
-    report(*this, RuntimeEvent::kRegionStateChanged);
-  }
   // Finalizers run shielded (SPEC 3.6, 4.4); the shield is released at the end.
   absl::StatusOr<ShieldGuard> shield = cx.shield();
   while (true) {

@@ -32,16 +32,9 @@ using internal::splitmix64;
 constexpr uint64_t kEntropySalt = 0x6a09e667f3bcc909ull;
 constexpr uint64_t kFaultSalt = 0xbb67ae8584caa73bull;
 
-// Removes and returns the task at `index` (the front, in FIFO mode: a cheap pop_front rather
-// than deque::erase's general path).
-TaskRecord* take(std::deque<TaskRecord*>& queue, size_t index) {
-  TaskRecord* task = queue[index];
-  if (index == 0) {
-    queue.pop_front();
-  } else {
-    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
-  }
-  return task;
+// Removes and returns the task at `index` (the front, in FIFO mode: the inline pop_front).
+TaskRecord* take(internal::TaskQueue& queue, size_t index) {
+  return index == 0 ? queue.pop_front() : queue.take(index);
 }
 
 // Merges the accesses of one record: one entry per (object, acquire/release or data), the
@@ -96,6 +89,41 @@ void normalize(std::vector<internal::Access>& accesses) {
 }
 
 }  // namespace
+
+namespace internal {
+
+void TaskQueue::grow() {
+  const size_t capacity = slots_.empty() ? 64 : slots_.size() * 2;
+  std::vector<TaskRecord*> slots(capacity);
+  for (size_t i = 0; i < size_; ++i) slots[i] = (*this)[i];
+  slots_ = std::move(slots);
+  mask_ = capacity - 1;
+  head_ = 0;
+}
+
+TaskRecord* TaskQueue::take(size_t index) {
+  if (index >= size_)
+    asupersync::internal::invariant_violated("lab: a task taken from a queue it is not in");
+  TaskRecord* task = (*this)[index];
+  for (size_t i = index; i + 1 < size_; ++i) slots_[(head_ + i) & mask_] = (*this)[i + 1];
+  --size_;
+  return task;
+}
+
+void TaskQueue::insert(size_t index, TaskRecord* task) {
+  push_back(task);  // grows if needed; then moved into place
+  for (size_t i = size_ - 1; i > index; --i) slots_[(head_ + i) & mask_] = (*this)[i - 1];
+  slots_[(head_ + index) & mask_] = task;
+}
+
+size_t TaskQueue::find(const TaskRecord* task) const {
+  for (size_t i = 0; i < size_; ++i) {
+    if ((*this)[i] == task) return i;
+  }
+  return size_;
+}
+
+}  // namespace internal
 
 LabRuntime* LabRuntime::current() { return t_current; }
 
@@ -207,16 +235,10 @@ LabRuntime::RegionInfo& LabRuntime::grow_region_infos(uint32_t index) {
   return regions_[index];
 }
 
-LabRuntime::RegionInfo& LabRuntime::info_of(const Region& region) {
-  const uint32_t index = region.id().index();
-  RegionInfo& info = region_info_at(index);
-  if (!info.known) {
-    // A region the lab did not see open (the root): numbered in order of first sight.
-    info.known = true;
-    if (bookkeeping_) info.rlid = ids_->region(kNoLid, external_regions_++);
-    if (tracing_) trace_.name_region(index, region.name());
-  }
-  return info;
+void LabRuntime::first_sight(RegionInfo& info, const Region& region) {
+  info.known = true;
+  if (bookkeeping_) info.rlid = ids_->region(kNoLid, external_regions_++);
+  if (tracing_) trace_.name_region(region.id().index(), region.name());
 }
 
 uint32_t LabRuntime::current_lid() const {
@@ -267,8 +289,7 @@ void LabRuntime::record_access(uint64_t object, AccessKind kind) {
       internal::Access{object, kind, static_cast<uint32_t>(record->accesses.size())});
 }
 
-void LabRuntime::finish_record() {
-  if (open_record_ < 0) return;
+void LabRuntime::close_record() {
   internal::StepRecord& record = steps_[static_cast<size_t>(open_record_)];
   open_record_ = -1;
   normalize(record.accesses);
@@ -407,8 +428,8 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
       rebucket_cancel(task);
       return;
     }
-    auto& from = lanes_[static_cast<int>(task.queued_lane)];
-    from.erase(std::find(from.begin(), from.end(), &task));
+    internal::TaskQueue& from = lanes_[static_cast<int>(task.queued_lane)];
+    from.take(from.find(&task));
     enqueue(task, lane);
     return;
   }
@@ -440,7 +461,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   enqueue(task, lane);
 }
 
-std::deque<TaskRecord*>& LabRuntime::cancel_bucket(uint8_t priority) {
+internal::TaskQueue& LabRuntime::cancel_bucket(uint8_t priority) {
   auto it = cancel_buckets_.begin();
   while (it != cancel_buckets_.end() && it->priority > priority) ++it;
   if (it == cancel_buckets_.end() || it->priority != priority) {
@@ -460,16 +481,23 @@ void LabRuntime::rebucket_cancel(TaskRecord& task) {
   const uint8_t old_priority = static_cast<uint8_t>(task.executor_data & 0xff);
   const uint8_t priority = task.cancel.cleanup_budget().priority;
   if (priority == old_priority) return;
-  auto& from = cancel_bucket(old_priority);
-  from.erase(std::find(from.begin(), from.end(), &task));
+  internal::TaskQueue& from = cancel_bucket(old_priority);
+  from.take(from.find(&task));
   const uint64_t arrival = task.executor_data >> 8;
   task.executor_data = (arrival << 8) | priority;
-  auto& to = cancel_bucket(priority);
-  to.insert(std::lower_bound(to.begin(), to.end(), arrival,
-                             [](const TaskRecord* queued, uint64_t value) {
-                               return (queued->executor_data >> 8) < value;
-                             }),
-            &task);
+  internal::TaskQueue& to = cancel_bucket(priority);
+  // Its place by arrival (a bucket is sorted by arrival): before the first later arrival.
+  size_t low = 0;
+  size_t high = to.size();
+  while (low < high) {
+    const size_t middle = low + (high - low) / 2;
+    if ((to[middle]->executor_data >> 8) < arrival) {
+      low = middle + 1;
+    } else {
+      high = middle;
+    }
+  }
+  to.insert(low, &task);
 }
 
 void LabRuntime::promote_to_cancel_lane(TaskRecord& task) {
@@ -548,6 +576,46 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
 }
 
 void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
+  // Events that only add DPOR accesses: nothing to do unless steps are being recorded (the
+  // common case on a spawn, a wake and a join of a plain runtime).
+  constexpr uint32_t kAccessOnly = (1u << static_cast<int>(RuntimeEvent::kRegionStateRead)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kWakeAttempt)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kJoinWaitRemoved)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kJoinCompleted)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kCancelAfterCompletion));
+  if (!recording_ && ((kAccessOnly >> static_cast<int>(event)) & 1u) != 0) return;
+  // The most frequent event of a region (four per open+close) on a path of its own: the big
+  // switch's prologue (its frame holds the oracles' message temporaries) costs more than it.
+  if (event == RuntimeEvent::kRegionStateChanged) {
+    on_region_state_changed(*region);
+    return;
+  }
+  observe_event(event, task, region);
+}
+
+void LabRuntime::on_region_state_changed(Region& region) {
+  RegionInfo& info = info_of(region);
+  const RegionState state = region.state();
+  if (options_.oracles && state < info.last_state) [[unlikely]] {
+    record_state_regression(region, info.last_state, state);
+  }
+  info.last_state = state;
+  // Finalizing begins once the close wait passed: everything after it depends on the
+  // completions that made the region quiescent.
+  if (state == RegionState::kFinalizing) {
+    access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
+  }
+  access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
+  trace(TraceKind::kRegionState, current_index(), region.id().index(), static_cast<uint8_t>(state));
+}
+
+void LabRuntime::record_state_regression(const Region& region, RegionState from, RegionState to) {
+  record_violation("cancel_protocol", absl::StrCat("region '", region.name(), "' went from ",
+                                                   av(region_state_name(from)), " back to ",
+                                                   av(region_state_name(to))));
+}
+
+void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* region) {
   switch (event) {
     case RuntimeEvent::kRegionStateRead:
       if (recording_) {
@@ -579,26 +647,9 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
       }
       break;
     }
-    case RuntimeEvent::kRegionStateChanged: {
-      RegionInfo& info = info_of(*region);
-      const RegionState state = region->state();
-      if (options_.oracles && state < info.last_state) {
-        record_violation("cancel_protocol",
-                         absl::StrCat("region '", region->name(), "' went from ",
-                                      av(region_state_name(info.last_state)), " back to ",
-                                      av(region_state_name(state))));
-      }
-      info.last_state = state;
-      // Finalizing begins once the close wait passed: everything after it depends on the
-      // completions that made the region quiescent.
-      if (state == RegionState::kFinalizing) {
-        access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
-      }
-      access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
-      trace(TraceKind::kRegionState, current_index(), region->id().index(),
-            static_cast<uint8_t>(state));
+    case RuntimeEvent::kRegionStateChanged:
+      on_region_state_changed(*region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kRegionCancelled: {
       RegionInfo& info = info_of(*region);
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
@@ -765,7 +816,7 @@ TaskRecord* LabRuntime::pick() {
     TaskRecord* task = nullptr;
     if (options_.strategy == nullptr && options_.lanes == LanePolicy::kStrict && !recording_) {
       // The plain runtime: one lane competes; no copy of the queue.
-      std::deque<TaskRecord*>* queue = nullptr;
+      internal::TaskQueue* queue = nullptr;
       if (cancel_queued_ > 0) {
         for (CancelBucket& bucket : cancel_buckets_) {
           if (bucket.tasks.empty()) continue;

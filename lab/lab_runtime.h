@@ -50,7 +50,6 @@
 #define ASUPERSYNC_LAB_LAB_RUNTIME_H_
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -275,6 +274,45 @@ struct Candidate {
   uint32_t lid;
 };
 
+// A FIFO of queued tasks (a lane or a cancel bucket): a ring buffer over one flat array whose
+// capacity is a power of two, so pushing at the back and taking the front (what every dispatch
+// does) is an index and a mask, and no chunk is allocated as the queue moves (std::deque
+// allocates and frees one every 64 pushes). Taking or inserting in the middle (a random choice,
+// a lane change, a re-bucketed cancel) shifts the elements after it, keeping the order.
+class TaskQueue {
+ public:
+  using TaskRecord = asupersync::internal::TaskRecord;
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  TaskRecord* operator[](size_t index) const { return slots_[(head_ + index) & mask_]; }
+  void push_back(TaskRecord* task) {
+    if (size_ == slots_.size()) [[unlikely]] {
+      grow();
+    }
+    slots_[(head_ + size_) & mask_] = task;
+    ++size_;
+  }
+  TaskRecord* pop_front() {
+    TaskRecord* task = slots_[head_];
+    head_ = (head_ + 1) & mask_;
+    --size_;
+    return task;
+  }
+  // Removes and returns the task at `index` (0: the front).
+  TaskRecord* take(size_t index);
+  // Inserts `task` before position `index` (size(): at the back).
+  void insert(size_t index, TaskRecord* task);
+  // The position of `task`, or size() when it is not queued here.
+  size_t find(const TaskRecord* task) const;
+
+ private:
+  void grow();
+  std::vector<TaskRecord*> slots_;  // capacity: 0 or a power of two
+  size_t mask_ = 0;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
 // Chooses the next task at each choice point (random, PCT, DPOR, replay: lab/explore.cc).
 class ScheduleStrategy {
  public:
@@ -412,7 +450,15 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
     return grow_task_infos(index);
   }
   TaskInfo& grow_task_infos(uint32_t index);
-  RegionInfo& info_of(const Region& region);
+  RegionInfo& info_of(const Region& region) {
+    RegionInfo& info = region_info_at(region.id().index());
+    if (!info.known) [[unlikely]] {
+      first_sight(info, region);
+    }
+    return info;
+  }
+  // A region the lab did not see open (the root): numbered in order of first sight.
+  void first_sight(RegionInfo& info, const Region& region);
   RegionInfo& region_info_at(uint32_t index) {
     if (index < regions_.size()) [[likely]] {
       return regions_[index];
@@ -446,7 +492,16 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // The record receiving accesses now: the running step's, else a barrier record.
   internal::StepRecord* current_record();
   int64_t current_record_index();
-  void finish_record();
+  // Closes the open step or barrier record, if any (normalizes it, tells the strategy).
+  void finish_record() {
+    if (open_record_ >= 0) close_record();
+  }
+  void close_record();
+  void on_region_state_changed(Region& region);
+  [[gnu::noinline, gnu::cold]] void record_state_regression(const Region& region, RegionState from,
+                                                            RegionState to);
+  // observe_runtime_event past its filter.
+  void observe_event(RuntimeEvent event, asupersync::internal::TaskRecord* task, Region* region);
 
   // The cancel lane: one FIFO bucket per cleanup priority, highest priority first (SPEC 6.2).
   // Within a bucket, tasks keep their order of arrival in the lane, so the k-th task of the
@@ -455,13 +510,13 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // priority.
   struct CancelBucket {
     uint8_t priority;
-    std::deque<asupersync::internal::TaskRecord*> tasks;
+    internal::TaskQueue tasks;
   };
   void push_cancel(asupersync::internal::TaskRecord& task);
   // A repeated request can raise the cleanup priority of a task already in the cancel lane:
   // move it to its new bucket, at its place by arrival.
   void rebucket_cancel(asupersync::internal::TaskRecord& task);
-  std::deque<asupersync::internal::TaskRecord*>& cancel_bucket(uint8_t priority);
+  internal::TaskQueue& cancel_bucket(uint8_t priority);
   void enqueue(asupersync::internal::TaskRecord& task, Lane lane);
 
   LabOptions options_;
@@ -479,7 +534,7 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   uint64_t fault_state_;
   Time now_ = Time::Epoch();
   // Indexed by Lane; lanes_[kCancel] is unused (see cancel_buckets_).
-  std::deque<asupersync::internal::TaskRecord*> lanes_[3];
+  internal::TaskQueue lanes_[3];
   std::vector<CancelBucket> cancel_buckets_;  // by priority, descending; empty ones are kept
   size_t cancel_queued_ = 0;
   uint64_t cancel_arrivals_ = 0;
