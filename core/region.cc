@@ -335,6 +335,7 @@ void Region::maybe_wake_closer() {
 }
 
 Region::CloseAwaiter::~CloseAwaiter() {
+  if (!registered_) return;
   std::lock_guard<RegionMutex> lock(region_->mutex_);
   if (region_->closer_ == this) region_->closer_ = nullptr;
 }
@@ -346,6 +347,7 @@ bool Region::CloseAwaiter::await_suspend(std::coroutine_handle<> handle) {
     std::lock_guard<RegionMutex> lock(region_->mutex_);
     if (region_->quiescent_locked()) return false;
     region_->closer_ = this;
+    registered_ = true;
   }
   if (internal::park(*this, handle)) return true;
   // Woken before it parked: the region became quiescent in between.

@@ -273,6 +273,9 @@ class Region::CloseAwaiter final : public internal::WaitNode {
  private:
   Region* region_;
   Cx* cx_;
+  // Set once await_suspend made it the region's closer: only then does the destructor need
+  // the region's lock (an already quiescent region, the common case, never registers one).
+  bool registered_ = false;
 };
 
 inline RegionRef& RegionRef::operator=(RegionRef&& other) noexcept {
