@@ -1066,6 +1066,18 @@ void LabRuntime::drive(TaskRecord& driver) {
   end_run();
 }
 
+std::vector<TaskRecord*> LabRuntime::tree_tasks_referenced() const {
+  std::vector<TaskRecord*> tasks;
+  std::vector<Region*> pending = {root_.get()};
+  while (!pending.empty()) {
+    Region* region = pending.back();
+    pending.pop_back();
+    for (TaskRecord* task : region->live_tasks_referenced()) tasks.push_back(task);
+    for (Region* child : region->children_snapshot()) pending.push_back(child);
+  }
+  return tasks;
+}
+
 std::vector<TaskRecord*> LabRuntime::live_tasks_referenced() const {
   std::vector<TaskRecord*> live;
   if (bookkeeping_) {
@@ -1077,13 +1089,7 @@ std::vector<TaskRecord*> LabRuntime::live_tasks_referenced() const {
     return live;
   }
   // No TaskInfo: the region tree has every live task; sorted into index order, as tasks_ is.
-  std::vector<Region*> pending = {root_.get()};
-  while (!pending.empty()) {
-    Region* region = pending.back();
-    pending.pop_back();
-    for (TaskRecord* task : region->live_tasks_referenced()) live.push_back(task);
-    for (Region* child : region->children_snapshot()) pending.push_back(child);
-  }
+  live = tree_tasks_referenced();
   std::sort(live.begin(), live.end(),
             [](const TaskRecord* a, const TaskRecord* b) { return a->id.index() < b->id.index(); });
   return live;
@@ -1153,14 +1159,7 @@ void LabRuntime::tear_down_deadlock() {
   }
   finish_record();
   recording_ = false;  // the teardown is not part of the explored behaviour
-  std::vector<TaskRecord*> blocked;
-  std::vector<Region*> pending = {root_.get()};
-  while (!pending.empty()) {
-    Region* region = pending.back();
-    pending.pop_back();
-    for (TaskRecord* task : region->live_tasks_referenced()) blocked.push_back(task);
-    for (Region* child : region->children_snapshot()) pending.push_back(child);
-  }
+  const std::vector<TaskRecord*> blocked = tree_tasks_referenced();
   bool progressed = false;
   for (TaskRecord* task : blocked) {
     asupersync::internal::escalate_destroy(*task);

@@ -483,6 +483,9 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   }
   void record_trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
                     std::optional<int64_t> value);
+  // The tasks of the region tree, a region's before its children's (each with a reference taken:
+  // release them when done).
+  std::vector<asupersync::internal::TaskRecord*> tree_tasks_referenced() const;
   // The live tasks in index order (each with a reference taken: release them when done).
   std::vector<asupersync::internal::TaskRecord*> live_tasks_referenced() const;
   void access(uint64_t object, internal::AccessKind kind) {
