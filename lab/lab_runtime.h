@@ -21,10 +21,10 @@
 // What a run records: what its options consume, nothing more (a plain runtime is also the
 // benchmark executor of issue 3). Always: the report's counts, violations, stalls and check
 // failures, the state the oracles need, and the schedule hash. With `trace` (lab::Explore sets
-// it): the trace (events, hash, tail, names) and the choices. With a strategy, `logical_ids` or
-// `record_steps`: the logical ids (and with `record_steps` the steps' footprints). With any of
-// those or faults: a per-task record (TaskInfo). Each of these is exactly what it was when all
-// were recorded in every run; lab/README.md has the table.
+// it): the trace (events, hash, tail, names) and the choices. With `trace`, a strategy,
+// `logical_ids`, `record_steps` or any fault: the logical ids and a per-task record (TaskInfo);
+// with `record_steps`, the steps' footprints. Each of these is recorded exactly as when all were
+// recorded in every run; lab/README.md has the table.
 //
 // Oracles (SPEC 11.3), checked while the run goes and after it: no task outlives its region,
 // every closed region is quiescent, no leaked obligation, finalizers ran exactly once, legal
