@@ -102,8 +102,9 @@ void TaskQueue::grow() {
 }
 
 TaskRecord* TaskQueue::take(size_t index) {
-  if (index >= size_)
+  if (index >= size_) {
     asupersync::internal::invariant_violated("lab: a task taken from a queue it is not in");
+  }
   TaskRecord* task = (*this)[index];
   for (size_t i = index; i + 1 < size_; ++i) slots_[(head_ + i) & mask_] = (*this)[i + 1];
   --size_;
