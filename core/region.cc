@@ -335,6 +335,7 @@ void Region::maybe_wake_closer() {
 }
 
 Region::CloseAwaiter::~CloseAwaiter() {
+  if (!registered_) return;
   std::lock_guard<RegionMutex> lock(region_->mutex_);
   if (region_->closer_ == this) region_->closer_ = nullptr;
 }
@@ -346,6 +347,7 @@ bool Region::CloseAwaiter::await_suspend(std::coroutine_handle<> handle) {
     std::lock_guard<RegionMutex> lock(region_->mutex_);
     if (region_->quiescent_locked()) return false;
     region_->closer_ = this;
+    registered_ = true;
   }
   if (internal::park(*this, handle)) return true;
   // Woken before it parked: the region became quiescent in between.
@@ -358,12 +360,14 @@ void Region::CloseAwaiter::interrupt() {
   internal::invariant_violated("a region-close wait was interrupted (it is not interruptible)");
 }
 
+bool Region::begin_finalizing() {
+  std::lock_guard<RegionMutex> lock(mutex_);
+  state_.store(RegionState::kFinalizing, std::memory_order_release);
+  report(*this, RuntimeEvent::kRegionStateChanged);
+  return !finalizers_.empty();
+}
+
 Task<void> Region::run_finalizers(Cx& cx) {
-  {
-    std::lock_guard<RegionMutex> lock(mutex_);
-    state_.store(RegionState::kFinalizing, std::memory_order_release);
-    report(*this, RuntimeEvent::kRegionStateChanged);
-  }
   // Finalizers run shielded (SPEC 3.6, 4.4); the shield is released at the end.
   absl::StatusOr<ShieldGuard> shield = cx.shield();
   while (true) {

@@ -186,6 +186,11 @@ class Region {
   // The body finished with `kind`: decide whether to cancel the children (SPEC 3.4).
   void end_body(OutcomeKind kind);
   CloseAwaiter wait_for_children(Cx& cx);
+  // Open → ... → Finalizing (SPEC 3.6); returns whether finalizers are registered. From here
+  // on add_finalizer refuses, so the list is final: with none, run_finalizers (a coroutine,
+  // shielded) is skipped.
+  bool begin_finalizing();
+  // Runs the finalizers LIFO, shielded (after begin_finalizing).
   Task<void> run_finalizers(Cx& cx);
   // Closed: checks quiescence, detaches from the parent, returns the children's joined outcome
   // (and leaks under kPanic).
@@ -268,6 +273,9 @@ class Region::CloseAwaiter final : public internal::WaitNode {
  private:
   Region* region_;
   Cx* cx_;
+  // Set once await_suspend made it the region's closer: only then does the destructor need
+  // the region's lock (an already quiescent region, the common case, never registers one).
+  bool registered_ = false;
 };
 
 inline RegionRef& RegionRef::operator=(RegionRef&& other) noexcept {
@@ -335,7 +343,7 @@ auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, Region
   }
   region->end_body(body_outcome->kind());
   co_await region->wait_for_children(cx);
-  co_await region->run_finalizers(body_cx);
+  if (region->begin_finalizing()) co_await region->run_finalizers(body_cx);
   Outcome<void> children = region->close();
   co_return join_children<T>(std::move(*body_outcome), children);
 }

@@ -274,6 +274,7 @@ ExploreResult explore(const ExploreOptions& input, const RunOnce& run_once) {
     lab.faults = options.faults;
     lab.faults.cancel_at_await = cancel_point;
     lab.oracles = options.oracles;
+    lab.trace = true;  // failure reports and replay strings need the trace and the choices
     lab.trace_tail = options.trace_tail;
     lab.logical_ids = &ids;
     return lab;

@@ -32,16 +32,9 @@ using internal::splitmix64;
 constexpr uint64_t kEntropySalt = 0x6a09e667f3bcc909ull;
 constexpr uint64_t kFaultSalt = 0xbb67ae8584caa73bull;
 
-// Removes and returns the task at `index` (the front, in FIFO mode: a cheap pop_front rather
-// than deque::erase's general path).
-TaskRecord* take(std::deque<TaskRecord*>& queue, size_t index) {
-  TaskRecord* task = queue[index];
-  if (index == 0) {
-    queue.pop_front();
-  } else {
-    queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(index));
-  }
-  return task;
+// Removes and returns the task at `index` (the front, in FIFO mode: the inline pop_front).
+TaskRecord* take(internal::TaskQueue& queue, size_t index) {
+  return index == 0 ? queue.pop_front() : queue.take(index);
 }
 
 // Merges the accesses of one record: one entry per (object, acquire/release or data), the
@@ -97,14 +90,54 @@ void normalize(std::vector<internal::Access>& accesses) {
 
 }  // namespace
 
+namespace internal {
+
+void TaskQueue::grow() {
+  const size_t capacity = slots_.empty() ? 64 : slots_.size() * 2;
+  std::vector<TaskRecord*> slots(capacity);
+  for (size_t i = 0; i < size_; ++i) slots[i] = (*this)[i];
+  slots_ = std::move(slots);
+  mask_ = capacity - 1;
+  head_ = 0;
+}
+
+TaskRecord* TaskQueue::take(size_t index) {
+  if (index >= size_) {
+    asupersync::internal::invariant_violated("lab: a task taken from a queue it is not in");
+  }
+  TaskRecord* task = (*this)[index];
+  for (size_t i = index; i + 1 < size_; ++i) slots_[(head_ + i) & mask_] = (*this)[i + 1];
+  --size_;
+  return task;
+}
+
+void TaskQueue::insert(size_t index, TaskRecord* task) {
+  push_back(task);  // grows if needed; then moved into place
+  for (size_t i = size_ - 1; i > index; --i) slots_[(head_ + i) & mask_] = (*this)[i - 1];
+  slots_[(head_ + index) & mask_] = task;
+}
+
+size_t TaskQueue::find(const TaskRecord* task) const {
+  for (size_t i = 0; i < size_; ++i) {
+    if ((*this)[i] == task) return i;
+  }
+  return size_;
+}
+
+}  // namespace internal
+
 LabRuntime* LabRuntime::current() { return t_current; }
 
 LabRuntime::LabRuntime(LabOptions options)
     : options_(std::move(options)),
+      tracing_(options_.trace || options_.full_trace),
+      bookkeeping_(tracing_ || options_.strategy != nullptr || options_.logical_ids != nullptr ||
+                   options_.record_steps || options_.faults.any()),
+      faults_(options_.faults.any()),
       rng_state_(options_.seed),
       entropy_state_(options_.seed ^ kEntropySalt),
       fault_state_(options_.seed ^ kFaultSalt),
-      trace_(options_.trace_tail, options_.full_trace) {
+      trace_(tracing_ ? options_.trace_tail : 0, options_.full_trace) {
   observes_runtime_events_ = true;
 }
 
@@ -117,7 +150,9 @@ LabRuntime::~LabRuntime() {
 
 void LabRuntime::begin_run() {
   report_ = LabReport{};
-  trace_ = TraceRecorder(options_.trace_tail, options_.full_trace);
+  trace_ = TraceRecorder(tracing_ ? options_.trace_tail : 0, options_.full_trace);
+  schedule_hash_ = 0;
+  cancel_seen_.clear();
   rng_state_ = options_.seed;
   entropy_state_ = options_.seed ^ kEntropySalt;
   fault_state_ = options_.seed ^ kFaultSalt;
@@ -129,9 +164,11 @@ void LabRuntime::begin_run() {
   object_names_.assign(1, "");
   if (options_.logical_ids != nullptr) {
     ids_ = options_.logical_ids;
-  } else {
+  } else if (bookkeeping_) {
     own_ids_ = std::make_unique<internal::LogicalIds>();
     ids_ = own_ids_.get();
+  } else {
+    ids_ = nullptr;  // nothing consumes logical ids
   }
   steps_.clear();
   open_record_ = -1;
@@ -169,17 +206,21 @@ uint32_t LabRuntime::next_object_lid() {
 }
 
 void LabRuntime::on_object_created(const void* object) {
+  if (!bookkeeping_) return;
   sync_objects_[object] = next_object_lid();
 }
 
 void LabRuntime::on_object_access(const void* object) {
+  if (!bookkeeping_) return;
   auto [it, inserted] = sync_objects_.emplace(object, kNoLid);
   if (inserted) it->second = next_object_lid();  // created before the run
   if (!recording_ || injecting_) return;
   access(object_key(ObjectType::kSyncObject, it->second), AccessKind::kWrite);
 }
 
-void LabRuntime::on_object_destroyed(const void* object) { sync_objects_.erase(object); }
+void LabRuntime::on_object_destroyed(const void* object) {
+  if (bookkeeping_) sync_objects_.erase(object);
+}
 
 // --- Bookkeeping -------------------------------------------------------------------------------
 
@@ -189,17 +230,16 @@ LabRuntime::TaskInfo& LabRuntime::grow_task_infos(uint32_t index) {
   return tasks_[index];
 }
 
-LabRuntime::RegionInfo& LabRuntime::info_of(const Region& region) {
-  const uint32_t index = region.id().index();
-  if (regions_.size() <= index) regions_.resize(index + 1);
-  RegionInfo& info = regions_[index];
-  if (!info.known) {
-    // A region the lab did not see open (the root): numbered in order of first sight.
-    info.known = true;
-    info.rlid = ids_->region(kNoLid, external_regions_++);
-    trace_.name_region(index, region.name());
-  }
-  return info;
+LabRuntime::RegionInfo& LabRuntime::grow_region_infos(uint32_t index) {
+  // Regions are numbered in creation order: the list grows by one, not by a resize call.
+  while (regions_.size() <= index) regions_.emplace_back();
+  return regions_[index];
+}
+
+void LabRuntime::first_sight(RegionInfo& info, const Region& region) {
+  info.known = true;
+  if (bookkeeping_) info.rlid = ids_->region(kNoLid, external_regions_++);
+  if (tracing_) trace_.name_region(region.id().index(), region.name());
 }
 
 uint32_t LabRuntime::current_lid() const {
@@ -212,8 +252,8 @@ uint32_t LabRuntime::current_index() const {
   return current_ != nullptr ? current_->id.index() : 0;
 }
 
-void LabRuntime::trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
-                       std::optional<int64_t> value) {
+void LabRuntime::record_trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
+                              std::optional<int64_t> value) {
   TraceEvent event;
   // Events of a step carry its (1-based) number; events between steps the previous one's.
   event.step = current_ != nullptr ? report_.steps + 1 : report_.steps;
@@ -244,15 +284,13 @@ int64_t LabRuntime::current_record_index() {
   return open_record_;
 }
 
-void LabRuntime::access(uint64_t object, AccessKind kind) {
-  if (!recording_ || injecting_) return;
+void LabRuntime::record_access(uint64_t object, AccessKind kind) {
   internal::StepRecord* record = current_record();
   record->accesses.push_back(
       internal::Access{object, kind, static_cast<uint32_t>(record->accesses.size())});
 }
 
-void LabRuntime::finish_record() {
-  if (open_record_ < 0) return;
+void LabRuntime::close_record() {
   internal::StepRecord& record = steps_[static_cast<size_t>(open_record_)];
   open_record_ = -1;
   normalize(record.accesses);
@@ -268,15 +306,19 @@ void LabRuntime::record_violation(std::string_view oracle, std::string message) 
   std::string text = absl::StrCat(av(oracle), ": ", message);
   report_.violations.push_back(text);
   report_.oracle_violations.push_back(Violation{std::string(oracle), std::move(message)});
-  trace(TraceKind::kViolation, current_index(), trace_.add_violation_text("oracle " + text));
+  if (tracing_) {
+    trace(TraceKind::kViolation, current_index(), trace_.add_violation_text("oracle " + text));
+  }
 }
 
 void LabRuntime::record_check_failure(std::string_view what, SourceSite site) {
   std::string text = absl::StrCat(av(what), " (", site.to_string(), ")");
   if (current_ != nullptr) absl::StrAppend(&text, " in task '", current_->name, "'");
   report_.check_failures.push_back(text);
-  trace(TraceKind::kViolation, current_index(),
-        trace_.add_violation_text("lab::check failed: " + text));
+  if (tracing_) {
+    trace(TraceKind::kViolation, current_index(),
+          trace_.add_violation_text("lab::check failed: " + text));
+  }
 }
 
 bool check(bool condition, std::string_view what, SourceSite site) {
@@ -293,12 +335,14 @@ bool check(bool condition, std::string_view what, SourceSite site) {
 // --- Tracked objects ---------------------------------------------------------------------------
 
 uint32_t LabRuntime::register_object(TrackedBase& object, std::string_view name) {
-  const uint32_t lid = next_object_lid();
+  const uint32_t lid = bookkeeping_ ? next_object_lid() : kNoLid;
   const uint32_t index = static_cast<uint32_t>(objects_.size());
   objects_.push_back(&object);
   object_lids_.push_back(lid);
   object_names_.emplace_back(name);
-  trace_.name_object(index, name.empty() ? absl::StrCat("tracked#", index) : std::string(name));
+  if (tracing_) {
+    trace_.name_object(index, name.empty() ? absl::StrCat("tracked#", index) : std::string(name));
+  }
   return index;
 }
 
@@ -377,7 +421,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   if (task.completed()) return;
   if (task.queued) {
     if (lane != Lane::kCancel) return;  // deduplicated
-    if (info_of(task).delayed) {
+    if (faults_ && info_of(task).delayed) {
       task.queued_lane = Lane::kCancel;  // re-enqueued in the cancel lane when its delay ends
       return;
     }
@@ -385,13 +429,15 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
       rebucket_cancel(task);
       return;
     }
-    auto& from = lanes_[static_cast<int>(task.queued_lane)];
-    from.erase(std::find(from.begin(), from.end(), &task));
+    internal::TaskQueue& from = lanes_[static_cast<int>(task.queued_lane)];
+    from.take(from.find(&task));
     enqueue(task, lane);
     return;
   }
   const uint32_t index = task.id.index();
-  if (!info_of(task).known) {
+  if (!bookkeeping_) {
+    // Nothing consumes the spawn/wake distinction (see the file comment).
+  } else if (!info_of(task).known) {
     // A spawn: the child is "the k-th task spawned by the running task".
     const uint32_t parent_lid = current_lid();
     const uint32_t ordinal = current_ != nullptr ? info_of(*current_).spawns++ : external_spawns_++;
@@ -403,7 +449,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
     info.target =
         options_.faults.target.empty() ? parent_lid != kNoLid : task.name == options_.faults.target;
     info.pending_enabler = current_record_index();
-    trace_.name_task(index, task.name);
+    if (tracing_) trace_.name_task(index, task.name);
     trace(TraceKind::kSpawn, current_index(), index);
     if (options_.strategy != nullptr) options_.strategy->on_task_created(info.lid);
   } else if (&task != current_) {
@@ -416,7 +462,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   enqueue(task, lane);
 }
 
-std::deque<TaskRecord*>& LabRuntime::cancel_bucket(uint8_t priority) {
+internal::TaskQueue& LabRuntime::cancel_bucket(uint8_t priority) {
   auto it = cancel_buckets_.begin();
   while (it != cancel_buckets_.end() && it->priority > priority) ++it;
   if (it == cancel_buckets_.end() || it->priority != priority) {
@@ -436,16 +482,23 @@ void LabRuntime::rebucket_cancel(TaskRecord& task) {
   const uint8_t old_priority = static_cast<uint8_t>(task.executor_data & 0xff);
   const uint8_t priority = task.cancel.cleanup_budget().priority;
   if (priority == old_priority) return;
-  auto& from = cancel_bucket(old_priority);
-  from.erase(std::find(from.begin(), from.end(), &task));
+  internal::TaskQueue& from = cancel_bucket(old_priority);
+  from.take(from.find(&task));
   const uint64_t arrival = task.executor_data >> 8;
   task.executor_data = (arrival << 8) | priority;
-  auto& to = cancel_bucket(priority);
-  to.insert(std::lower_bound(to.begin(), to.end(), arrival,
-                             [](const TaskRecord* queued, uint64_t value) {
-                               return (queued->executor_data >> 8) < value;
-                             }),
-            &task);
+  internal::TaskQueue& to = cancel_bucket(priority);
+  // Its place by arrival (a bucket is sorted by arrival): before the first later arrival.
+  size_t low = 0;
+  size_t high = to.size();
+  while (low < high) {
+    const size_t middle = low + (high - low) / 2;
+    if ((to[middle]->executor_data >> 8) < arrival) {
+      low = middle + 1;
+    } else {
+      high = middle;
+    }
+  }
+  to.insert(low, &task);
 }
 
 void LabRuntime::promote_to_cancel_lane(TaskRecord& task) {
@@ -488,9 +541,10 @@ void LabRuntime::on_cleanup_stalled(TaskRecord&, const std::string& description)
 void LabRuntime::on_task_finished(TaskRecord& task) {
   ++report_.tasks_finished;
   const uint32_t index = task.id.index();
-  Outcome<void> summary = task.outcome_summary();
-  trace(TraceKind::kComplete, index, 0, static_cast<uint8_t>(summary.kind()));
-  {
+  if (tracing_) {
+    trace(TraceKind::kComplete, index, 0, static_cast<uint8_t>(task.outcome_summary().kind()));
+  }
+  if (bookkeeping_) {
     TaskInfo& info = info_of(task);
     info.live = false;
     info.record = nullptr;
@@ -512,7 +566,9 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
       std::lock_guard<asupersync::internal::SpinLock> guard(task.lock);
       acknowledged = task.cancel.acknowledged();
     }
-    if (acknowledged && (summary.ok() || summary.is_err())) {
+    if (!acknowledged) return;
+    const Outcome<void> summary = task.outcome_summary();
+    if (summary.ok() || summary.is_err()) {
       record_violation("cancel_protocol",
                        absl::StrCat("task '", task.name, "' acknowledged a cancel but finished ",
                                     summary.to_string(), " instead of Cancelled (SPEC 4.6)"));
@@ -521,6 +577,46 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
 }
 
 void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Region* region) {
+  // Events that only add DPOR accesses: nothing to do unless steps are being recorded (the
+  // common case on a spawn, a wake and a join of a plain runtime).
+  constexpr uint32_t kAccessOnly = (1u << static_cast<int>(RuntimeEvent::kRegionStateRead)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kWakeAttempt)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kJoinWaitRemoved)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kJoinCompleted)) |
+                                   (1u << static_cast<int>(RuntimeEvent::kCancelAfterCompletion));
+  if (!recording_ && ((kAccessOnly >> static_cast<int>(event)) & 1u) != 0) return;
+  // The most frequent event of a region (four per open+close) on a path of its own: the big
+  // switch's prologue (its frame holds the oracles' message temporaries) costs more than it.
+  if (event == RuntimeEvent::kRegionStateChanged) {
+    on_region_state_changed(*region);
+    return;
+  }
+  observe_event(event, task, region);
+}
+
+void LabRuntime::on_region_state_changed(Region& region) {
+  RegionInfo& info = info_of(region);
+  const RegionState state = region.state();
+  if (options_.oracles && state < info.last_state) [[unlikely]] {
+    record_state_regression(region, info.last_state, state);
+  }
+  info.last_state = state;
+  // Finalizing begins once the close wait passed: everything after it depends on the
+  // completions that made the region quiescent.
+  if (state == RegionState::kFinalizing) {
+    access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
+  }
+  access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
+  trace(TraceKind::kRegionState, current_index(), region.id().index(), static_cast<uint8_t>(state));
+}
+
+void LabRuntime::record_state_regression(const Region& region, RegionState from, RegionState to) {
+  record_violation("cancel_protocol", absl::StrCat("region '", region.name(), "' went from ",
+                                                   av(region_state_name(from)), " back to ",
+                                                   av(region_state_name(to))));
+}
+
+void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* region) {
   switch (event) {
     case RuntimeEvent::kRegionStateRead:
       if (recording_) {
@@ -529,46 +625,32 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
       break;
     case RuntimeEvent::kRegionOpened: {
       const uint32_t index = region->id().index();
-      uint32_t creator_lid = kNoLid;
-      uint32_t ordinal;
-      if (task != nullptr) {
-        TaskInfo& creator = info_of(*task);
-        creator_lid = creator.lid;
-        ordinal = creator.regions++;
-      } else {
-        ordinal = external_regions_++;
-      }
       const uint32_t parent = region->parent() != nullptr ? region->parent()->id().index() : 0;
-      if (regions_.size() <= index) regions_.resize(index + 1);
-      RegionInfo& info = regions_[index];
+      RegionInfo& info = region_info_at(index);
       info.known = true;
-      info.rlid = ids_->region(creator_lid, ordinal);
-      info.creator_lid = creator_lid;
       info.parent = parent;
-      trace_.name_region(index, region->name());
-      trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
+      if (bookkeeping_) {
+        uint32_t creator_lid = kNoLid;
+        uint32_t ordinal;
+        if (task != nullptr) {
+          TaskInfo& creator = info_of(*task);
+          creator_lid = creator.lid;
+          ordinal = creator.regions++;
+        } else {
+          ordinal = external_regions_++;
+        }
+        info.rlid = ids_->region(creator_lid, ordinal);
+        info.creator_lid = creator_lid;
+      }
+      if (tracing_) {
+        trace_.name_region(index, region->name());
+        trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
+      }
       break;
     }
-    case RuntimeEvent::kRegionStateChanged: {
-      RegionInfo& info = info_of(*region);
-      const RegionState state = region->state();
-      if (options_.oracles && state < info.last_state) {
-        record_violation("cancel_protocol",
-                         absl::StrCat("region '", region->name(), "' went from ",
-                                      av(region_state_name(info.last_state)), " back to ",
-                                      av(region_state_name(state))));
-      }
-      info.last_state = state;
-      // Finalizing begins once the close wait passed: everything after it depends on the
-      // completions that made the region quiescent.
-      if (state == RegionState::kFinalizing) {
-        access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
-      }
-      access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
-      trace(TraceKind::kRegionState, current_index(), region->id().index(),
-            static_cast<uint8_t>(state));
+    case RuntimeEvent::kRegionStateChanged:
+      on_region_state_changed(*region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kRegionCancelled: {
       RegionInfo& info = info_of(*region);
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kWrite);
@@ -603,11 +685,12 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
         std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
         kind = task->cancel.reason().kind();
       }
-      TaskInfo& info = info_of(*task);
-      info.cancel_seen = true;
-      const uint32_t lid = info.lid;
-      trace(TraceKind::kCancelRequested, current_index(), task->id.index(),
-            static_cast<uint8_t>(kind));
+      const uint32_t index = task->id.index();
+      if (cancel_seen_.size() <= index) cancel_seen_.resize(index + 1);
+      cancel_seen_[index] = true;
+      trace(TraceKind::kCancelRequested, current_index(), index, static_cast<uint8_t>(kind));
+      if (!recording_) break;
+      const uint32_t lid = info_of(*task).lid;
       // A task not scheduled yet (spawned into a cancelled region) cannot run before its spawn.
       // A request may also end the task's wait (it competes with wakers).
       if (lid != kNoLid) {
@@ -617,29 +700,34 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
       break;
     }
     case RuntimeEvent::kWakeAttempt: {
+      if (!recording_) break;
       const uint32_t lid = info_of(*task).lid;
       if (lid != kNoLid) access(object_key(ObjectType::kTaskWait, lid), AccessKind::kWrite);
       break;
     }
     case RuntimeEvent::kJoinCompleted:
     case RuntimeEvent::kJoinWaitRemoved: {
+      if (!recording_) break;
       const uint32_t lid = info_of(*task).lid;
       if (lid != kNoLid) access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
       break;
     }
     case RuntimeEvent::kCancelAfterCompletion: {
       // Reads the final cancel state that the task's last step wrote.
+      if (!recording_) break;
       const uint32_t lid = info_of(*task).lid;
       if (lid != kNoLid) access(object_key(ObjectType::kTaskCancel, lid), AccessKind::kRead);
       break;
     }
     case RuntimeEvent::kCancelAcknowledged: {
-      TaskInfo& info = info_of(*task);
-      if (options_.oracles && !info.cancel_seen) {
+      const uint32_t index = task->id.index();
+      if (options_.oracles && (index >= cancel_seen_.size() || !cancel_seen_[index])) {
         record_violation(
             "cancel_protocol",
             absl::StrCat("task '", task->name, "' acknowledged a cancel that was never requested"));
       }
+      if (!tracing_) break;
+      TaskInfo& info = info_of(*task);
       if (!info.acknowledge_traced) {
         info.acknowledge_traced = true;
         trace(TraceKind::kCancelAcknowledged, task->id.index());
@@ -667,8 +755,10 @@ void LabRuntime::check_region_closed(Region& region, RegionInfo& info) {
                                                stats.finalizers_run, " (", stats.pending_finalizers,
                                                " left): finalizers must run exactly once"));
   }
-  for (const LeakReport& leak : region.ledger().leaks()) {
-    record_violation("obligation_leak", leak.to_string());
+  if (region.ledger().leaked() > 0) {  // leaks() copies the list: only when there is one
+    for (const LeakReport& leak : region.ledger().leaks()) {
+      record_violation("obligation_leak", leak.to_string());
+    }
   }
 }
 
@@ -727,7 +817,7 @@ TaskRecord* LabRuntime::pick() {
     TaskRecord* task = nullptr;
     if (options_.strategy == nullptr && options_.lanes == LanePolicy::kStrict && !recording_) {
       // The plain runtime: one lane competes; no copy of the queue.
-      std::deque<TaskRecord*>* queue = nullptr;
+      internal::TaskQueue* queue = nullptr;
       if (cancel_queued_ > 0) {
         for (CancelBucket& bucket : cancel_buckets_) {
           if (bucket.tasks.empty()) continue;
@@ -747,7 +837,7 @@ TaskRecord* LabRuntime::pick() {
       if (queue == nullptr) return nullptr;
       const size_t count = queue->size();
       const size_t index = options_.randomize ? next_random() % count : 0;
-      if (count > 1) report_.choices.push_back(static_cast<uint32_t>(index));
+      if (count > 1 && tracing_) report_.choices.push_back(static_cast<uint32_t>(index));
       task = take(*queue, index);
       if (dispatch_lane_ == Lane::kCancel) --cancel_queued_;
     } else {
@@ -776,7 +866,9 @@ TaskRecord* LabRuntime::pick() {
       } else if (options_.randomize && options_.strategy == nullptr) {
         index = next_random() % count;
       }
-      if (count > 1) report_.choices.push_back(static_cast<uint32_t>(index));
+      if (count > 1 && (tracing_ || options_.strategy != nullptr)) {
+        report_.choices.push_back(static_cast<uint32_t>(index));
+      }
       if (recording_) {
         pending_enabled_.clear();
         for (const CandidateSlot& slot : candidates_) {
@@ -786,6 +878,7 @@ TaskRecord* LabRuntime::pick() {
       }
       task = take_candidate(index);
     }
+    if (!faults_) return task;
     TaskInfo& info = info_of(*task);
     if (options_.faults.delay_probability > 0 && info.target &&
         roll(options_.faults.delay_probability)) {
@@ -927,13 +1020,19 @@ void LabRuntime::drive(TaskRecord& driver) {
         record.accesses.push_back(
             internal::Access{object_key(ObjectType::kClock, 0), AccessKind::kRead});
       }
-      TaskInfo& info = info_of(*task);
-      info.pending_enabler = -1;
-      ++info.dispatches;
+      if (bookkeeping_) {
+        TaskInfo& info = info_of(*task);
+        info.pending_enabler = -1;
+        ++info.dispatches;
+      }
       current_ = task;
       task->queued = false;
-      trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
-      if (options_.faults.any()) inject_before_dispatch(*task, info_of(*task));
+      if (tracing_) {
+        trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
+      } else {
+        mix_schedule_hash(index, dispatch_lane_);
+      }
+      if (faults_) inject_before_dispatch(*task, info_of(*task));
       const bool completed = asupersync::internal::run_task(*task);
       if (!completed) trace(TraceKind::kSuspend, index);
       current_ = nullptr;
@@ -963,16 +1062,46 @@ void LabRuntime::drive(TaskRecord& driver) {
   finish_record();
   report_.end_time = now_;
   check_oracles();
-  report_.trace_hash = trace_.hash();
+  report_.trace_hash = tracing_ ? trace_.hash() : schedule_hash_;
   report_.trace_events = trace_.event_count();
   end_run();
 }
 
+std::vector<TaskRecord*> LabRuntime::tree_tasks_referenced() const {
+  std::vector<TaskRecord*> tasks;
+  std::vector<Region*> pending = {root_.get()};
+  while (!pending.empty()) {
+    Region* region = pending.back();
+    pending.pop_back();
+    for (TaskRecord* task : region->live_tasks_referenced()) tasks.push_back(task);
+    for (Region* child : region->children_snapshot()) pending.push_back(child);
+  }
+  return tasks;
+}
+
+std::vector<TaskRecord*> LabRuntime::live_tasks_referenced() const {
+  std::vector<TaskRecord*> live;
+  if (bookkeeping_) {
+    for (const TaskInfo& info : tasks_) {
+      if (!info.live || info.record == nullptr) continue;
+      info.record->add_ref();
+      live.push_back(info.record);
+    }
+    return live;
+  }
+  // No TaskInfo: the region tree has every live task; sorted into index order, as tasks_ is.
+  live = tree_tasks_referenced();
+  std::sort(live.begin(), live.end(),
+            [](const TaskRecord* a, const TaskRecord* b) { return a->id.index() < b->id.index(); });
+  return live;
+}
+
 void LabRuntime::diagnose_stall() {
+  const std::vector<TaskRecord*> live = live_tasks_referenced();
   std::string lost;
-  for (TaskInfo& info : tasks_) {
-    if (!info.live || info.record == nullptr || info.delayed) continue;
-    TaskRecord& task = *info.record;
+  for (TaskRecord* live_task : live) {
+    if (faults_ && info_of(*live_task).delayed) continue;
+    TaskRecord& task = *live_task;
     if (task.queued) continue;
     std::string why;
     {
@@ -1009,16 +1138,16 @@ void LabRuntime::diagnose_stall() {
   }
   // Name the tracked objects blocked tasks wait on.
   std::string waits;
-  for (TaskInfo& info : tasks_) {
-    if (!info.live || info.record == nullptr) continue;
-    std::lock_guard<asupersync::internal::SpinLock> guard(info.record->lock);
-    if (auto* tracked = dynamic_cast<TrackedBase::Waiter*>(info.record->current_wait)) {
-      absl::StrAppend(&waits, "  task '", info.record->name, "' waits on lab::Tracked '",
+  for (TaskRecord* task : live) {
+    std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
+    if (auto* tracked = dynamic_cast<TrackedBase::Waiter*>(task->current_wait)) {
+      absl::StrAppend(&waits, "  task '", task->name, "' waits on lab::Tracked '",
                       tracked->object() != nullptr ? tracked->object()->name() : "(destroyed)",
                       tracked->level() ? "' (wait_until)\n" : "' (wait_changed)\n");
     }
   }
   if (!waits.empty()) absl::StrAppend(&report_.deadlock_report, waits);
+  for (TaskRecord* task : live) task->release();
 }
 
 void LabRuntime::tear_down_deadlock() {
@@ -1031,14 +1160,7 @@ void LabRuntime::tear_down_deadlock() {
   }
   finish_record();
   recording_ = false;  // the teardown is not part of the explored behaviour
-  std::vector<TaskRecord*> blocked;
-  std::vector<Region*> pending = {root_.get()};
-  while (!pending.empty()) {
-    Region* region = pending.back();
-    pending.pop_back();
-    for (TaskRecord* task : region->live_tasks_referenced()) blocked.push_back(task);
-    for (Region* child : region->children_snapshot()) pending.push_back(child);
-  }
+  const std::vector<TaskRecord*> blocked = tree_tasks_referenced();
   bool progressed = false;
   for (TaskRecord* task : blocked) {
     asupersync::internal::escalate_destroy(*task);

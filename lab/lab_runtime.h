@@ -18,6 +18,14 @@
 // outcomes. The runtime reads no wall clock, draws every choice from the seed, and iterates only
 // over containers ordered by its own deterministic indices (never by address or hash).
 //
+// What a run records: what its options consume, nothing more (a plain runtime is also the
+// benchmark executor of issue 3). Always: the report's counts, violations, stalls and check
+// failures, the state the oracles need, and the schedule hash. With `trace` (lab::Explore sets
+// it): the trace (events, hash, tail, names) and the choices. With `trace`, a strategy,
+// `logical_ids`, `record_steps` or any fault: the logical ids and a per-task record (TaskInfo);
+// with `record_steps`, the steps' footprints. Each of these is recorded exactly as when all were
+// recorded in every run; lab/README.md has the table.
+//
 // Oracles (SPEC 11.3), checked while the run goes and after it: no task outlives its region,
 // every closed region is quiescent, no leaked obligation, finalizers ran exactly once, legal
 // cancel-protocol transitions (task: request → acknowledge → Cancelled outcome; region states
@@ -42,7 +50,6 @@
 #define ASUPERSYNC_LAB_LAB_RUNTIME_H_
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -121,7 +128,16 @@ struct LabOptions {
   // Region-close, cancel-protocol, lost-wake-up and scope oracles (the end-of-run quiescence
   // checks and deadlock detection always run).
   bool oracles = true;
-  // Events kept for failure reports; `full_trace` keeps all (for Chrome export).
+  // Record the trace (lab/trace.h): every event feeds the trace hash and the ring of the last
+  // `trace_tail` events, tasks, regions and tracked objects are named, and the choices are kept
+  // (LabReport::choices, what a replay string is made of). lab::Explore turns it on.
+  // Off (a plain LabRuntime): report().trace_hash is the *schedule hash* (which task ran at
+  // each step, from which lane, at which virtual time), trace_events is 0, trace() is empty and
+  // no choices are kept; the oracles, faults and DPOR steps are unaffected. What a run records
+  // in each case: lab/README.md, "What a run records".
+  bool trace = false;
+  // Events kept for failure reports (with `trace`); `full_trace` keeps all (for Chrome export)
+  // and implies `trace`.
   size_t trace_tail = 32;
   bool full_trace = false;
 
@@ -142,11 +158,13 @@ struct LabReport {
   uint64_t tasks_started = 0;
   uint64_t tasks_finished = 0;
   Time end_time = Time::Epoch();
-  // A 64-bit hash of every trace event of the run (dispatches, spawns, wakes, reads and writes,
-  // transitions, time): same seed and options, same hash. Compare it between runs of one build;
-  // its values are not stable across versions of the lab.
+  // With LabOptions::trace, a 64-bit hash of every trace event of the run (dispatches, spawns,
+  // wakes, reads and writes, transitions, time); without, a hash of the schedule (each dispatch:
+  // task, lane, virtual time). Either way: same seed and options, same hash. Compare it between
+  // runs of one build with the same options; its values are not stable across versions of the
+  // lab.
   uint64_t trace_hash = 0;
-  uint64_t trace_events = 0;
+  uint64_t trace_events = 0;  // 0 without LabOptions::trace
   bool deadlocked = false;
   std::string deadlock_report;
   bool livelock = false;
@@ -157,7 +175,8 @@ struct LabReport {
   std::vector<std::string> stalls;
   // Failed lab::check calls ("what (file:line)").
   std::vector<std::string> check_failures;
-  // The choices made at points with more than one competitor (candidate indexes), in order.
+  // The choices made at points with more than one competitor (candidate indexes), in order
+  // (with LabOptions::trace or a strategy; empty otherwise).
   std::vector<uint32_t> choices;
   uint64_t faults_injected = 0;
   // Systematic cancellation: some target reached its cancel_at_await-th await.
@@ -255,6 +274,45 @@ struct Candidate {
   uint32_t lid;
 };
 
+// A FIFO of queued tasks (a lane or a cancel bucket): a ring buffer over one flat array whose
+// capacity is a power of two, so pushing at the back and taking the front (what every dispatch
+// does) is an index and a mask, and no chunk is allocated as the queue moves (std::deque
+// allocates and frees one every 64 pushes). Taking or inserting in the middle (a random choice,
+// a lane change, a re-bucketed cancel) shifts the elements after it, keeping the order.
+class TaskQueue {
+ public:
+  using TaskRecord = asupersync::internal::TaskRecord;
+  bool empty() const { return size_ == 0; }
+  size_t size() const { return size_; }
+  TaskRecord* operator[](size_t index) const { return slots_[(head_ + index) & mask_]; }
+  void push_back(TaskRecord* task) {
+    if (size_ == slots_.size()) [[unlikely]] {
+      grow();
+    }
+    slots_[(head_ + size_) & mask_] = task;
+    ++size_;
+  }
+  TaskRecord* pop_front() {
+    TaskRecord* task = slots_[head_];
+    head_ = (head_ + 1) & mask_;
+    --size_;
+    return task;
+  }
+  // Removes and returns the task at `index` (0: the front).
+  TaskRecord* take(size_t index);
+  // Inserts `task` before position `index` (size(): at the back).
+  void insert(size_t index, TaskRecord* task);
+  // The position of `task`, or size() when it is not queued here.
+  size_t find(const TaskRecord* task) const;
+
+ private:
+  void grow();
+  std::vector<TaskRecord*> slots_;  // capacity: 0 or a power of two
+  size_t mask_ = 0;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
 // Chooses the next task at each choice point (random, PCT, DPOR, replay: lab/explore.cc).
 class ScheduleStrategy {
  public:
@@ -346,7 +404,6 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
     bool known = false;
     bool live = false;
     bool delayed = false;
-    bool cancel_seen = false;
     bool acknowledge_traced = false;
     bool fault_cancelled = false;
     bool quota_cancelled = false;
@@ -393,16 +450,61 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
     return grow_task_infos(index);
   }
   TaskInfo& grow_task_infos(uint32_t index);
-  RegionInfo& info_of(const Region& region);
+  RegionInfo& info_of(const Region& region) {
+    RegionInfo& info = region_info_at(region.id().index());
+    if (!info.known) [[unlikely]] {
+      first_sight(info, region);
+    }
+    return info;
+  }
+  // A region the lab did not see open (the root): numbered in order of first sight.
+  void first_sight(RegionInfo& info, const Region& region);
+  RegionInfo& region_info_at(uint32_t index) {
+    if (index < regions_.size()) [[likely]] {
+      return regions_[index];
+    }
+    return grow_region_infos(index);
+  }
+  RegionInfo& grow_region_infos(uint32_t index);
+  // The schedule hash (without LabOptions::trace): one mix per dispatch.
+  void mix_schedule_hash(uint32_t task, Lane lane) {
+    constexpr uint64_t kMultiplier = 0x9e3779b97f4a7c15ull;
+    uint64_t h =
+        (schedule_hash_ ^ ((uint64_t{task} << 8) | static_cast<uint8_t>(lane))) * kMultiplier;
+    h = (h ^ (h >> 29) ^ static_cast<uint64_t>(now_.nanoseconds())) * kMultiplier;
+    schedule_hash_ = h ^ (h >> 29);
+  }
   uint32_t current_lid() const;
   uint32_t current_index() const;
+  // A trace event (nothing without LabOptions::trace).
   void trace(TraceKind kind, uint32_t task, uint32_t other = 0, uint8_t aux = 0,
-             std::optional<int64_t> value = std::nullopt);
-  void access(uint64_t object, internal::AccessKind kind);
+             std::optional<int64_t> value = std::nullopt) {
+    if (tracing_) record_trace(kind, task, other, aux, value);
+  }
+  void record_trace(TraceKind kind, uint32_t task, uint32_t other, uint8_t aux,
+                    std::optional<int64_t> value);
+  // The tasks of the region tree, a region's before its children's (each with a reference taken:
+  // release them when done).
+  std::vector<asupersync::internal::TaskRecord*> tree_tasks_referenced() const;
+  // The live tasks in index order (each with a reference taken: release them when done).
+  std::vector<asupersync::internal::TaskRecord*> live_tasks_referenced() const;
+  void access(uint64_t object, internal::AccessKind kind) {
+    if (recording_ && !injecting_) record_access(object, kind);
+  }
+  void record_access(uint64_t object, internal::AccessKind kind);
   // The record receiving accesses now: the running step's, else a barrier record.
   internal::StepRecord* current_record();
   int64_t current_record_index();
-  void finish_record();
+  // Closes the open step or barrier record, if any (normalizes it, tells the strategy).
+  void finish_record() {
+    if (open_record_ >= 0) close_record();
+  }
+  void close_record();
+  void on_region_state_changed(Region& region);
+  [[gnu::noinline, gnu::cold]] void record_state_regression(const Region& region, RegionState from,
+                                                            RegionState to);
+  // observe_runtime_event past its filter.
+  void observe_event(RuntimeEvent event, asupersync::internal::TaskRecord* task, Region* region);
 
   // The cancel lane: one FIFO bucket per cleanup priority, highest priority first (SPEC 6.2).
   // Within a bucket, tasks keep their order of arrival in the lane, so the k-th task of the
@@ -411,22 +513,31 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // priority.
   struct CancelBucket {
     uint8_t priority;
-    std::deque<asupersync::internal::TaskRecord*> tasks;
+    internal::TaskQueue tasks;
   };
   void push_cancel(asupersync::internal::TaskRecord& task);
   // A repeated request can raise the cleanup priority of a task already in the cancel lane:
   // move it to its new bucket, at its place by arrival.
   void rebucket_cancel(asupersync::internal::TaskRecord& task);
-  std::deque<asupersync::internal::TaskRecord*>& cancel_bucket(uint8_t priority);
+  internal::TaskQueue& cancel_bucket(uint8_t priority);
   void enqueue(asupersync::internal::TaskRecord& task, Lane lane);
 
   LabOptions options_;
+  // What this runtime records (fixed by the options; see the file comment).
+  bool tracing_;  // the trace and the choices
+  // A TaskInfo per task and the logical ids of tasks, regions and objects (//sync objects
+  // too): tracing, exploration, DPOR steps and faults need them.
+  bool bookkeeping_;
+  bool faults_;  // options_.faults.any()
+  uint64_t schedule_hash_ = 0;
+  // By task index: the task got a cancel request (oracle cancel_protocol).
+  std::vector<bool> cancel_seen_;
   uint64_t rng_state_;
   uint64_t entropy_state_;
   uint64_t fault_state_;
   Time now_ = Time::Epoch();
   // Indexed by Lane; lanes_[kCancel] is unused (see cancel_buckets_).
-  std::deque<asupersync::internal::TaskRecord*> lanes_[3];
+  internal::TaskQueue lanes_[3];
   std::vector<CancelBucket> cancel_buckets_;  // by priority, descending; empty ones are kept
   size_t cancel_queued_ = 0;
   uint64_t cancel_arrivals_ = 0;

@@ -12,11 +12,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/region.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "lab/explore.h"
@@ -427,6 +429,51 @@ TEST(LabOracleTest, DeadlockNamesEveryWait) {
   ASSERT_LAB_FINDS(result, "deadlock");
   EXPECT_THAT(result.failure->message, HasSubstr("task 'waiter'"));
   EXPECT_THAT(result.failure->message, HasSubstr("lab::Tracked 'never_set'"));
+}
+
+// What a run records (lab/README.md): a plain runtime keeps no trace, no choices and no logical
+// ids, and hashes its schedule instead; its schedule, outcome, oracles and deadlock report are
+// the same as with the trace on.
+Task<void> mixed_failures(Cx& cx) {
+  co_await busy_scenario(cx);
+  auto flag = std::make_shared<lab::Tracked<bool>>(false, "never_set");
+  (void)cx.spawn("waiter", [flag](Cx& c) -> Task<void> {
+    auto wait = flag->wait_until(c, [](bool v) { return v; });
+    (void)co_await std::move(wait);
+  });
+  (void)cx.spawn("forgetful", [](Cx& c) -> Task<void> { co_await ForgetfulAwaiter{}; });
+  co_return;
+}
+
+TEST(LabRecordingTest, PlainRuntimeRecordsLessAndBehavesTheSame) {
+  std::set<uint64_t> hashes;
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    lab::LabRuntime plain(lab::LabOptions{.seed = seed});
+    lab::LabRuntime traced(lab::LabOptions{.seed = seed, .trace = true});
+    lab::LabRuntime again(lab::LabOptions{.seed = seed});
+    const auto a = plain.run(mixed_failures);
+    const auto b = traced.run(mixed_failures);
+    (void)again.run(mixed_failures);
+    EXPECT_EQ(a.to_string(), b.to_string());
+    EXPECT_EQ(plain.report().steps, traced.report().steps);
+    EXPECT_EQ(plain.report().tasks_finished, traced.report().tasks_finished);
+    // Includes cancel_protocol: busy_scenario's cancel is acknowledged, and without the trace
+    // the oracle must still know it was requested.
+    EXPECT_EQ(plain.report().violations, traced.report().violations);
+    EXPECT_EQ(plain.report().deadlock_report, traced.report().deadlock_report);
+    EXPECT_TRUE(plain.report().deadlocked);
+    EXPECT_THAT(plain.report().deadlock_report, HasSubstr("lab::Tracked 'never_set'"));
+    EXPECT_THAT(::testing::PrintToString(plain.report().violations), HasSubstr("task 'forgetful'"));
+    // Without the trace: no events, no tail, no choices; a schedule hash that is reproducible.
+    EXPECT_EQ(plain.report().trace_events, 0u);
+    EXPECT_EQ(plain.trace().render_tail(), "");
+    EXPECT_TRUE(plain.report().choices.empty());
+    EXPECT_GT(traced.report().trace_events, 0u);
+    EXPECT_FALSE(traced.report().choices.empty());
+    EXPECT_EQ(plain.report().trace_hash, again.report().trace_hash);
+    hashes.insert(plain.report().trace_hash);
+  }
+  EXPECT_GT(hashes.size(), 5u);
 }
 
 TEST(LabOracleTest, UseAfterScopeThroughTrackedRef) {
