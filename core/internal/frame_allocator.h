@@ -19,7 +19,7 @@
 
 namespace asupersync::internal {
 
-inline constexpr std::size_t kFrameSizeClass = 64;
+inline constexpr std::size_t kFrameSizeClass = 16;
 inline constexpr std::size_t kMaxRecycledSize = 2048;
 inline constexpr std::size_t kMaxCachedPerClass = 8192;
 

@@ -136,6 +136,7 @@ void begin_wait(TaskRecord& task, WaitNode& node) {
   Guard guard(task.lock);
   node.task = &task;
   node.ticket = ++task.wait_tickets;
+  if (node.ticket == 0) node.ticket = ++task.wait_tickets;  // wrapped: 0 means "none"
 }
 
 bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
@@ -149,7 +150,7 @@ bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
   return true;
 }
 
-void wake(TaskRecord& task, uint64_t ticket, Lane lane) {
+void wake(TaskRecord& task, uint32_t ticket, Lane lane) {
   task.executor->on_runtime_event(RuntimeEvent::kWakeAttempt, &task, nullptr);
   {
     Guard guard(task.lock);

@@ -82,9 +82,9 @@ class WaitNode {
   // False while destroying the waiting frame would abandon live work (a region close).
   bool destroy_safe = true;
 
-  // Set by begin_wait().
+  // Set by begin_wait() (the ticket next to the flags, so a node is 8 bytes smaller).
+  uint32_t ticket = 0;
   TaskRecord* task = nullptr;
-  uint64_t ticket = 0;
 
  protected:
   ~WaitNode() = default;
@@ -125,7 +125,7 @@ class WakeToken {
   void wake_and_reset(Lane lane);
   void release_task();
   TaskRecord* task_ = nullptr;
-  uint64_t ticket_ = 0;
+  uint32_t ticket_ = 0;
 };
 
 class JoinWaiterBase;
@@ -180,9 +180,12 @@ class TaskRecord {
 
   CancelState cancel;                      // guarded
   WaitNode* current_wait = nullptr;        // guarded
-  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
-  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
-  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
+  // Wait tickets (guarded): 32 bits, and never 0 (which means "none"). A ticket is reused only
+  // after 2^32 - 1 further waits of the same task, so a stale token would have to be held that
+  // long to wake the wrong wait.
+  uint32_t wait_tickets = 0;               // the last ticket issued
+  uint32_t current_ticket = 0;             // the ticket of current_wait
+  uint32_t early_wake_ticket = 0;          // a wake that came before its park
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
@@ -252,7 +255,7 @@ void begin_wait(TaskRecord& task, WaitNode& node);
 [[nodiscard]] bool park(WaitNode& node, std::coroutine_handle<> resume_point);
 // Wakes `task` if `ticket` is its current wait (or records an early wake for a wait that has
 // not parked yet). Routes to the cancel lane when a request is pending (SPEC 6.2).
-void wake(TaskRecord& task, uint64_t ticket, Lane lane);
+void wake(TaskRecord& task, uint32_t ticket, Lane lane);
 
 // True if a cancellation point made with a context for `scope` would deliver a request now:
 // the task's own request unless shielded, else a request on `scope` when it is a region the
