@@ -130,6 +130,63 @@ class WakeToken {
 
 class JoinWaiterBase;
 
+// Schedules a task in the cancel lane when its cleanup deadline passes, so a task parked in a
+// wait that ignores the request is still escalated (SPEC 4.5).
+class TaskEscalationTimer final : public TimerNode {
+ public:
+  void fire() override;
+  TaskRecord* task = nullptr;
+};
+
+// A task's CancelState and the rest of its cancellation bookkeeping, allocated on the first
+// request or shield: most tasks are never cancelled nor shielded, and carry one null pointer
+// instead of 32 bytes. The interface is CancelState's; while nothing is allocated the queries
+// answer "no request, no shield".
+// Thread-safety: guarded by the task's lock, like the CancelState it holds (the part, once
+// allocated, stays until the record goes: a thread that saw it under the lock may use the
+// pointer afterwards).
+class LazyCancelState {
+ public:
+  struct Part {
+    CancelState state;
+    // Allocated when armed (a request with a cleanup deadline).
+    std::unique_ptr<TaskEscalationTimer> escalation_timer;
+    // Polls since the request (touched only by the thread running the task).
+    uint32_t polls_since_cancel = 0;
+  };
+
+  bool requested() const { return part_ != nullptr && part_->state.requested(); }
+  bool deliverable() const { return part_ != nullptr && part_->state.deliverable(); }
+  bool acknowledged() const { return part_ != nullptr && part_->state.acknowledged(); }
+  int shield_depth() const { return part_ != nullptr ? part_->state.shield_depth() : 0; }
+  const CancelReason& reason() const { return state().reason(); }
+  const Budget& cleanup_budget() const { return state().cleanup_budget(); }
+  // Requires requested().
+  const absl::Status& delivery_status() const { return part_->state.delivery_status(); }
+
+  bool request(const CancelReason& reason, const Budget& cleanup_budget) {
+    return ensure().state.request(reason, cleanup_budget);
+  }
+  bool request(const SharedCancelRequest& shared) { return ensure().state.request(shared); }
+  void acknowledge() { ensure().state.acknowledge(); }
+  absl::Status push_shield() { return ensure().state.push_shield(); }
+  // Requires a matching push_shield().
+  void pop_shield() { part_->state.pop_shield(); }
+
+  // The allocated part, or null.
+  Part* part() const { return part_.get(); }
+  Part& ensure() {
+    if (part_ == nullptr) part_ = std::make_unique<Part>();
+    return *part_;
+  }
+
+ private:
+  const CancelState& state() const { return part_ != nullptr ? part_->state : unrequested(); }
+  static const CancelState& unrequested();
+
+  std::unique_ptr<Part> part_;
+};
+
 class TaskRecord {
  public:
   TaskRecord() = default;
@@ -178,7 +235,7 @@ class TaskRecord {
   // Owned by the region (under its lock).
   bool outcome_reported = false;
 
-  CancelState cancel;                      // guarded
+  LazyCancelState cancel;                  // guarded
   WaitNode* current_wait = nullptr;        // guarded
   // Wait tickets (guarded): 32 bits, and never 0 (which means "none"). A ticket is reused only
   // after 2^32 - 1 further waits of the same task, so a stale token would have to be held that
@@ -186,6 +243,8 @@ class TaskRecord {
   uint32_t wait_tickets = 0;               // the last ticket issued
   uint32_t current_ticket = 0;             // the ticket of current_wait
   uint32_t early_wake_ticket = 0;          // a wake that came before its park
+  // Touched only by the thread running the task (here, in the tickets' padding).
+  uint32_t polls = 0;
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
@@ -194,8 +253,6 @@ class TaskRecord {
   // Touched only by the thread running the task.
   std::coroutine_handle<> root;
   std::coroutine_handle<> resume_point;
-  uint32_t polls = 0;
-  uint32_t polls_since_cancel = 0;
 
   // Owned by the region (under its lock): the region's intrusive list of live tasks.
   TaskRecord* region_prev = nullptr;
@@ -211,16 +268,6 @@ class TaskRecord {
   std::atomic<uint32_t> executor_state{0};
   uint64_t executor_data = 0;
   void* executor_link = nullptr;
-
-  // Schedules the task in the cancel lane when its cleanup deadline passes, so a task parked
-  // in a wait that ignores the request is still escalated (SPEC 4.5).
-  class EscalationTimer final : public TimerNode {
-   public:
-    void fire() override;
-    TaskRecord* task = nullptr;
-  };
-  // Allocated when armed (a request with a cleanup deadline). Guarded.
-  std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
   // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
