@@ -134,7 +134,8 @@ bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {
 }
 
 Cx::SleepAwaiter::SleepAwaiter(Cx* cx, std::optional<Time> deadline, Duration duration)
-    : cx_(cx), deadline_(deadline), duration_(duration) {
+    : cx_(cx), duration_(duration), relative_(!deadline.has_value()) {
+  if (deadline.has_value()) this->deadline = *deadline;
   what = "sleep";
   scope = &cx->region();
 }
@@ -149,7 +150,7 @@ bool Cx::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) {
   early_ = cx_->poll_cancel();
   if (!early_.ok()) return false;
   Executor& executor = cx_->region().executor();
-  deadline = deadline_.value_or(executor.now() + duration_);
+  if (relative_) deadline = executor.now() + duration_;
   if (deadline <= executor.now()) return false;
   internal::begin_wait(cx_->task_record(), *this);
   executor.add_timer(*this);

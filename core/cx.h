@@ -344,9 +344,11 @@ class Cx {
 
    private:
     Cx* cx_;
-    std::optional<Time> deadline_;
+    // sleep(duration) keeps the duration until it suspends; sleep_until(deadline) stores its
+    // deadline in the TimerNode at once (the frame of a sleeping task holds one, not both).
     Duration duration_;
     absl::Status early_;
+    bool relative_;
     bool cancelled_ = false;
   };
 
@@ -720,7 +722,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   }
   std::coroutine_handle<internal::TaskPromise<T>>::from_address(record->root.address())
       .promise()
-      .record = record;
+      .set_record(record);
   record->resume_point = record->root;
   // The handle's reference is taken before the task is scheduled: it may run and finish on
   // another worker at once, releasing the region's reference. Nothing else can see the record
