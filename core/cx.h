@@ -240,7 +240,9 @@ class Cx {
   // The context's budget (SPEC 1.2), unpacked from its compact form.
   Budget budget() const {
     Budget budget;
-    if ((budget_flags_ & kHasDeadline) != 0) budget.deadline = Time::FromNanoseconds(deadline_nanos_);
+    if ((budget_flags_ & kHasDeadline) != 0) {
+      budget.deadline = Time::FromNanoseconds(deadline_nanos_);
+    }
     if ((budget_flags_ & kHasCostQuota) != 0) budget.cost_quota = cost_quota_;
     budget.poll_quota = poll_quota_;
     budget.priority = priority_;

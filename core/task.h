@@ -90,7 +90,9 @@ class PromiseBase {
     link_ = reinterpret_cast<std::uintptr_t>(caller.address());
   }
   // The runtime record of a spawned root coroutine (which is never awaited inline).
-  void set_record(TaskRecord* record) { link_ = reinterpret_cast<std::uintptr_t>(record) | kRecordTag; }
+  void set_record(TaskRecord* record) {
+    link_ = reinterpret_cast<std::uintptr_t>(record) | kRecordTag;
+  }
 
   std::exception_ptr exception;
 

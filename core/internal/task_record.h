@@ -211,7 +211,7 @@ class TaskRecord {
   bool completed() const { return load_state() == TaskState::kCompleted; }
 
   // The fields are ordered by size, small ones packed together: every spawn writes the whole
-  // record, so its size is a direct cost (it is about 230 bytes; it was 256 with the padding).
+  // record, so its size is a direct cost (200 bytes; rare state is in LazyCancelState).
 
   // Identity, set before the task is first scheduled and constant afterwards.
   TaskId id;
