@@ -81,7 +81,7 @@ void Cx::cancel_region(std::string message, Budget cleanup, CancelKind kind) {
 }
 
 Cx Cx::for_region(Region& region, const Budget& requested) const {
-  return Cx(task_, &region, caps_, meet(budget_, requested));
+  return Cx(task_, &region, caps_, meet(budget(), requested));
 }
 
 absl::Status Cx::poll_cancel_out_of_line() {
@@ -89,12 +89,13 @@ absl::Status Cx::poll_cancel_out_of_line() {
   // Budget enforcement (SPEC 2.5): exhaustion becomes a request of the matching kind.
   if (!task.cancel_requested.load(std::memory_order_acquire)) {
     Executor& executor = region_->executor();
-    if (budget_.deadline.has_value() && executor.now() >= *budget_.deadline) {
+    if ((budget_flags_ & kHasDeadline) != 0 &&
+        executor.now() >= Time::FromNanoseconds(deadline_nanos_)) {
       internal::request_cancel(task,
                                CancelReason(CancelKind::kDeadline, region_->id(), task.id,
                                             executor.now(), "the task's deadline passed"),
                                Budget::Infinite());
-    } else if (task.polls > budget_.poll_quota) {
+    } else if (task.polls > poll_quota_) {
       internal::request_cancel(task,
                                CancelReason(CancelKind::kPollQuota, region_->id(), task.id,
                                             executor.now(), "the task's poll quota is spent"),
@@ -133,7 +134,8 @@ bool Cx::YieldAwaiter::await_suspend(std::coroutine_handle<> handle) {
 }
 
 Cx::SleepAwaiter::SleepAwaiter(Cx* cx, std::optional<Time> deadline, Duration duration)
-    : cx_(cx), deadline_(deadline), duration_(duration) {
+    : cx_(cx), duration_(duration), relative_(!deadline.has_value()) {
+  if (deadline.has_value()) this->deadline = *deadline;
   what = "sleep";
   scope = &cx->region();
 }
@@ -148,7 +150,7 @@ bool Cx::SleepAwaiter::await_suspend(std::coroutine_handle<> handle) {
   early_ = cx_->poll_cancel();
   if (!early_.ok()) return false;
   Executor& executor = cx_->region().executor();
-  deadline = deadline_.value_or(executor.now() + duration_);
+  if (relative_) deadline = executor.now() + duration_;
   if (deadline <= executor.now()) return false;
   internal::begin_wait(cx_->task_record(), *this);
   executor.add_timer(*this);

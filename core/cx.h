@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,18 +73,28 @@ struct AdoptReference {};
 
 // The outcome of a finished task, kept compact in its record: Ok (with the value in place for
 // a non-void T) is a state byte; Err, Cancelled and Panicked, the rare states, live on the heap.
-// An Outcome<T> is four variant states wide (80 bytes for void) and was most of the record.
+// The value and the pointer to the rare outcome share their storage (16 bytes for a word-sized
+// T, 8 more than T otherwise): an Outcome<T> is four variant states wide (80 bytes for void).
 template <typename T>
 class OutcomeSlot {
  public:
+  OutcomeSlot() {}
+  OutcomeSlot(const OutcomeSlot&) = delete;
+  OutcomeSlot& operator=(const OutcomeSlot&) = delete;
+  ~OutcomeSlot() { clear(); }
+
   bool has_value() const { return state_ != State::kEmpty; }
   bool ok() const { return state_ == State::kOk; }
   bool is_err() const { return state_ == State::kOther && other_->is_err(); }
 
-  void set_ok() requires(std::is_void_v<T>) { state_ = State::kOk; }
+  void set_ok() requires(std::is_void_v<T>) {
+    clear();
+    state_ = State::kOk;
+  }
   template <typename U = T>
   requires(!std::is_void_v<T>) void set_ok(U&& value) {
-    value_.emplace(std::forward<U>(value));
+    clear();
+    ::new (static_cast<void*>(std::addressof(value_))) Value(std::forward<U>(value));
     state_ = State::kOk;
   }
   void emplace(Outcome<T> outcome) {
@@ -95,8 +106,9 @@ class OutcomeSlot {
       }
       return;
     }
-    if constexpr (!std::is_void_v<T>) value_.reset();
-    other_ = std::make_unique<Outcome<T>>(std::move(outcome));
+    auto other = std::make_unique<Outcome<T>>(std::move(outcome));
+    clear();
+    other_ = other.release();
     state_ = State::kOther;
   }
 
@@ -106,7 +118,7 @@ class OutcomeSlot {
       if constexpr (std::is_void_v<T>) {
         return Outcome<void>::Ok();
       } else {
-        return Outcome<T>::Ok(std::move(*value_));
+        return Outcome<T>::Ok(std::move(value_));
       }
     }
     return std::move(*other_);
@@ -120,9 +132,23 @@ class OutcomeSlot {
  private:
   enum class State : uint8_t { kEmpty, kOk, kOther };
   struct NoValue {};
+  using Value = std::conditional_t<std::is_void_v<T>, NoValue, T>;
+
+  void clear() {
+    if (state_ == State::kOk) {
+      if constexpr (!std::is_void_v<T>) value_.~Value();
+    } else if (state_ == State::kOther) {
+      delete other_;
+    }
+    state_ = State::kEmpty;
+  }
+
+  // kOk: value_ (T); kOther: other_ (owned); kEmpty: neither.
+  union {
+    Value value_;
+    Outcome<T>* other_;
+  };
   State state_ = State::kEmpty;
-  [[no_unique_address]] std::conditional_t<std::is_void_v<T>, NoValue, std::optional<T>> value_;
-  std::unique_ptr<Outcome<T>> other_;
 };
 
 template <typename T>
@@ -211,7 +237,17 @@ class Cx {
   TaskId task_id() const { return task_->id; }
   RegionId region_id() const;
   const std::string& task_name() const { return task_->name; }
-  const Budget& budget() const { return budget_; }
+  // The context's budget (SPEC 1.2), unpacked from its compact form.
+  Budget budget() const {
+    Budget budget;
+    if ((budget_flags_ & kHasDeadline) != 0) {
+      budget.deadline = Time::FromNanoseconds(deadline_nanos_);
+    }
+    if ((budget_flags_ & kHasCostQuota) != 0) budget.cost_quota = cost_quota_;
+    budget.poll_quota = poll_quota_;
+    budget.priority = priority_;
+    return budget;
+  }
   Capabilities capabilities() const { return caps_; }
 
   // True if a cancel request is pending for this context (shielded or not).
@@ -279,7 +315,9 @@ class Cx {
   internal::TaskRecord& task_record() const { return *task_; }
   Cx for_region(Region& region, const Budget& requested) const;
   Cx(internal::TaskRecord* task, Region* region, Capabilities caps, Budget budget)
-      : task_(task), region_(region), caps_(caps), budget_(budget) {}
+      : task_(task), region_(region), caps_(caps) {
+    set_budget(budget);
+  }
 
   struct CheckpointAwaiter {
     Cx* cx;
@@ -308,9 +346,11 @@ class Cx {
 
    private:
     Cx* cx_;
-    std::optional<Time> deadline_;
+    // sleep(duration) keeps the duration until it suspends; sleep_until(deadline) stores its
+    // deadline in the TimerNode at once (the frame of a sleeping task holds one, not both).
     Duration duration_;
     absl::Status early_;
+    bool relative_;
     bool cancelled_ = false;
   };
 
@@ -324,9 +364,10 @@ class Cx {
   // makes budget exhaustion a request and delivers.
   absl::Status poll_cancel() {
     const internal::TaskRecord& task = *task_;
-    if (region_ == task.region && task.polls <= budget_.poll_quota &&
+    if (region_ == task.region && task.polls <= poll_quota_ &&
         !task.cancel_requested.load(std::memory_order_acquire) &&
-        (!budget_.deadline.has_value() || task.executor->now() < *budget_.deadline)) {
+        ((budget_flags_ & kHasDeadline) == 0 ||
+         task.executor->now() < Time::FromNanoseconds(deadline_nanos_))) {
       return absl::OkStatus();
     }
     return poll_cancel_out_of_line();
@@ -335,10 +376,35 @@ class Cx {
  private:
   absl::Status poll_cancel_out_of_line();
 
+  void set_budget(const Budget& budget) {
+    budget_flags_ = 0;
+    deadline_nanos_ = 0;
+    cost_quota_ = 0;
+    if (budget.deadline.has_value()) {
+      budget_flags_ |= kHasDeadline;
+      deadline_nanos_ = budget.deadline->nanoseconds();
+    }
+    if (budget.cost_quota.has_value()) {
+      budget_flags_ |= kHasCostQuota;
+      cost_quota_ = *budget.cost_quota;
+    }
+    poll_quota_ = budget.poll_quota;
+    priority_ = budget.priority;
+  }
+
+  static constexpr uint8_t kHasDeadline = 1;
+  static constexpr uint8_t kHasCostQuota = 2;
+
   internal::TaskRecord* task_ = nullptr;
   Region* region_ = nullptr;
+  // The budget, packed (24 bytes instead of a Budget's 40: a Cx is part of every spawned task's
+  // record). The deadline and cost quota count only when their flag is set.
+  int64_t deadline_nanos_ = 0;
+  uint64_t cost_quota_ = 0;
+  uint32_t poll_quota_ = Budget::kUnlimitedPolls;
+  uint8_t priority_ = 0;
+  uint8_t budget_flags_ = 0;
   Capabilities caps_ = Capabilities::All();
-  Budget budget_ = Budget::Infinite();
 };
 
 // The compile-time narrowed view of a context: members needing a capability outside kCaps do
@@ -628,8 +694,12 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   const bool inherits_budget = !own.deadline.has_value() &&
                                own.poll_quota == Budget::kUnlimitedPolls &&
                                !own.cost_quota.has_value() && own.priority == 0;
-  record->cx = Cx(record, region_, caps_.intersect(options.capabilities),
-                  inherits_budget ? budget_ : meet(budget_, own));
+  // The packed budget is copied as it is when inherited.
+  Cx& child_cx = record->cx;
+  child_cx = *this;
+  child_cx.task_ = record;
+  child_cx.caps_ = caps_.intersect(options.capabilities);
+  if (!inherits_budget) child_cx.set_budget(meet(budget(), own));
   record->spawn_site = site;
   TaskType task;
   uint32_t frame_size;
@@ -654,7 +724,7 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   }
   std::coroutine_handle<internal::TaskPromise<T>>::from_address(record->root.address())
       .promise()
-      .record = record;
+      .set_record(record);
   record->resume_point = record->root;
   // The handle's reference is taken before the task is scheduled: it may run and finish on
   // another worker at once, releasing the region's reference. Nothing else can see the record

@@ -21,6 +21,7 @@
 
 #include <concepts>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -69,8 +70,13 @@ class PromiseBase {
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> handle) noexcept {
       PromiseBase& promise = handle.promise();
-      if (promise.continuation) return promise.continuation;
-      if (promise.record != nullptr) promise.record->frame_finished = true;
+      if ((promise.link_ & kRecordTag) == 0) {
+        if (promise.link_ != 0) {
+          return std::coroutine_handle<>::from_address(reinterpret_cast<void*>(promise.link_));
+        }
+      } else {
+        reinterpret_cast<TaskRecord*>(promise.link_ & ~kRecordTag)->frame_finished = true;
+      }
       return std::noop_coroutine();
     }
     void await_resume() noexcept {}
@@ -79,11 +85,22 @@ class PromiseBase {
 
   void unhandled_exception() noexcept { exception = std::current_exception(); }
 
-  // The coroutine that awaits this one (inline), or null for a spawned root.
-  std::coroutine_handle<> continuation;
-  // The runtime record of a spawned root coroutine.
-  TaskRecord* record = nullptr;
+  // The coroutine that awaits this one (inline).
+  void set_continuation(std::coroutine_handle<> caller) {
+    link_ = reinterpret_cast<std::uintptr_t>(caller.address());
+  }
+  // The runtime record of a spawned root coroutine (which is never awaited inline).
+  void set_record(TaskRecord* record) {
+    link_ = reinterpret_cast<std::uintptr_t>(record) | kRecordTag;
+  }
+
   std::exception_ptr exception;
+
+ private:
+  // One word for either link, in every coroutine frame: the continuation's frame address, or
+  // the record's address with the low bit set (both are at least 8-aligned); 0 for neither.
+  static constexpr std::uintptr_t kRecordTag = 1;
+  std::uintptr_t link_ = 0;
 };
 
 template <typename T>
@@ -148,7 +165,7 @@ class [[nodiscard]] Task {
       Handle handle;
       bool await_ready() const noexcept { return !handle || handle.done(); }
       std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-        handle.promise().continuation = caller;
+        handle.promise().set_continuation(caller);
         return handle;
       }
       T await_resume() {

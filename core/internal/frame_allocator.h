@@ -1,7 +1,7 @@
 // Recycling allocator for coroutine frames and task records.
 //
 // Spawning allocates one block for the task record and its root coroutine frame; it and the
-// frames of awaited tasks come from per-thread free lists bucketed by 64-byte size class, so a
+// frames of awaited tasks come from per-thread free lists bucketed by 16-byte size class, so a
 // spawn/complete cycle in steady state touches no global allocator. Blocks larger than
 // kMaxRecycledSize go to operator new. A block freed on a different thread joins that thread's list
 // (like a thread cache); each list is capped. A full list is handed whole to a small global
@@ -25,7 +25,7 @@
 
 namespace asupersync::internal {
 
-inline constexpr std::size_t kFrameSizeClass = 64;
+inline constexpr std::size_t kFrameSizeClass = 16;
 inline constexpr std::size_t kMaxRecycledSize = 2048;
 inline constexpr std::size_t kMaxCachedPerClass = 8192;
 

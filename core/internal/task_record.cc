@@ -57,9 +57,10 @@ void complete_task(TaskRecord& task) {
       }
       waiter->unlink(task);
     }
-    escalation_armed = task.escalation_timer != nullptr;
+    LazyCancelState::Part* cancel = task.cancel.part();
+    escalation_armed = cancel != nullptr && cancel->escalation_timer != nullptr;
   }
-  if (escalation_armed) task.executor->remove_timer(*task.escalation_timer);
+  if (escalation_armed) task.executor->remove_timer(*task.cancel.part()->escalation_timer);
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
@@ -94,7 +95,12 @@ void TaskRecord::release() {
   if (previous == 1) destroy_self();
 }
 
-void TaskRecord::EscalationTimer::fire() {
+const CancelState& LazyCancelState::unrequested() {
+  static const CancelState* const kUnrequested = new CancelState();
+  return *kUnrequested;
+}
+
+void TaskEscalationTimer::fire() {
   // The record is alive: complete_task removes this timer before the region's reference goes.
   task->executor->schedule(*task, Lane::kCancel);
 }
@@ -136,6 +142,7 @@ void begin_wait(TaskRecord& task, WaitNode& node) {
   Guard guard(task.lock);
   node.task = &task;
   node.ticket = ++task.wait_tickets;
+  if (node.ticket == 0) node.ticket = ++task.wait_tickets;  // wrapped: 0 means "none"
 }
 
 bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
@@ -149,7 +156,7 @@ bool park(WaitNode& node, std::coroutine_handle<> resume_point) {
   return true;
 }
 
-void wake(TaskRecord& task, uint64_t ticket, Lane lane) {
+void wake(TaskRecord& task, uint32_t ticket, Lane lane) {
   task.executor->on_runtime_event(RuntimeEvent::kWakeAttempt, &task, nullptr);
   {
     Guard guard(task.lock);
@@ -238,10 +245,11 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
       }
       const Budget& budget = task.cancel.cleanup_budget();
       cleanup_priority = budget.priority;
-      if (budget.deadline.has_value() && task.escalation_timer == nullptr) {
-        task.escalation_timer = std::make_unique<TaskRecord::EscalationTimer>();
-        task.escalation_timer->task = &task;
-        task.escalation_timer->deadline = *budget.deadline;
+      LazyCancelState::Part& part = *task.cancel.part();  // made by the request
+      if (budget.deadline.has_value() && part.escalation_timer == nullptr) {
+        part.escalation_timer = std::make_unique<TaskEscalationTimer>();
+        part.escalation_timer->task = &task;
+        part.escalation_timer->deadline = *budget.deadline;
         arm_escalation = true;
       }
     }
@@ -252,7 +260,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
     return;
   }
   task.executor->on_runtime_event(RuntimeEvent::kCancelRequested, &task, nullptr);
-  if (arm_escalation) task.executor->add_timer(*task.escalation_timer);
+  if (arm_escalation) task.executor->add_timer(*task.cancel.part()->escalation_timer);
   auto cancel_body_region = [&](Region* region) {
     region->cancel(
         reason.caused_by(CancelKind::kParentCancelled, task.region->id(), task.id,
@@ -322,7 +330,7 @@ bool run_task(TaskRecord& task) {
     if (task.cancel.requested()) {
       cancel_requested = true;
       const Budget& cleanup = task.cancel.cleanup_budget();
-      const bool polls_spent = task.polls_since_cancel >= cleanup.poll_quota;
+      const bool polls_spent = task.cancel.part()->polls_since_cancel >= cleanup.poll_quota;
       const bool deadline_passed =
           cleanup.deadline.has_value() && task.executor->now() >= *cleanup.deadline;
       if (polls_spent || deadline_passed) {
@@ -344,7 +352,8 @@ bool run_task(TaskRecord& task) {
   // A dispatch without a wake (the escalation timer before its time, or a stale entry) never
   // resumes a parked task.
   if (parked) return false;
-  if (cancel_requested) ++task.polls_since_cancel;
+  // The part exists (a request was seen under the lock) and stays: no lock needed.
+  if (cancel_requested) ++task.cancel.part()->polls_since_cancel;
   if (task.state.load(std::memory_order_relaxed) == TaskState::kCreated) {
     task.executor->on_task_started(task);
   }

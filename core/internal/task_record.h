@@ -82,9 +82,9 @@ class WaitNode {
   // False while destroying the waiting frame would abandon live work (a region close).
   bool destroy_safe = true;
 
-  // Set by begin_wait().
+  // Set by begin_wait() (the ticket next to the flags, so a node is 8 bytes smaller).
+  uint32_t ticket = 0;
   TaskRecord* task = nullptr;
-  uint64_t ticket = 0;
 
  protected:
   ~WaitNode() = default;
@@ -125,10 +125,67 @@ class WakeToken {
   void wake_and_reset(Lane lane);
   void release_task();
   TaskRecord* task_ = nullptr;
-  uint64_t ticket_ = 0;
+  uint32_t ticket_ = 0;
 };
 
 class JoinWaiterBase;
+
+// Schedules a task in the cancel lane when its cleanup deadline passes, so a task parked in a
+// wait that ignores the request is still escalated (SPEC 4.5).
+class TaskEscalationTimer final : public TimerNode {
+ public:
+  void fire() override;
+  TaskRecord* task = nullptr;
+};
+
+// A task's CancelState and the rest of its cancellation bookkeeping, allocated on the first
+// request or shield: most tasks are never cancelled nor shielded, and carry one null pointer
+// instead of 32 bytes. The interface is CancelState's; while nothing is allocated the queries
+// answer "no request, no shield".
+// Thread-safety: guarded by the task's lock, like the CancelState it holds (the part, once
+// allocated, stays until the record goes: a thread that saw it under the lock may use the
+// pointer afterwards).
+class LazyCancelState {
+ public:
+  struct Part {
+    CancelState state;
+    // Allocated when armed (a request with a cleanup deadline).
+    std::unique_ptr<TaskEscalationTimer> escalation_timer;
+    // Polls since the request (touched only by the thread running the task).
+    uint32_t polls_since_cancel = 0;
+  };
+
+  bool requested() const { return part_ != nullptr && part_->state.requested(); }
+  bool deliverable() const { return part_ != nullptr && part_->state.deliverable(); }
+  bool acknowledged() const { return part_ != nullptr && part_->state.acknowledged(); }
+  int shield_depth() const { return part_ != nullptr ? part_->state.shield_depth() : 0; }
+  const CancelReason& reason() const { return state().reason(); }
+  const Budget& cleanup_budget() const { return state().cleanup_budget(); }
+  // Requires requested().
+  const absl::Status& delivery_status() const { return part_->state.delivery_status(); }
+
+  bool request(const CancelReason& reason, const Budget& cleanup_budget) {
+    return ensure().state.request(reason, cleanup_budget);
+  }
+  bool request(const SharedCancelRequest& shared) { return ensure().state.request(shared); }
+  void acknowledge() { ensure().state.acknowledge(); }
+  absl::Status push_shield() { return ensure().state.push_shield(); }
+  // Requires a matching push_shield().
+  void pop_shield() { part_->state.pop_shield(); }
+
+  // The allocated part, or null.
+  Part* part() const { return part_.get(); }
+  Part& ensure() {
+    if (part_ == nullptr) part_ = std::make_unique<Part>();
+    return *part_;
+  }
+
+ private:
+  const CancelState& state() const { return part_ != nullptr ? part_->state : unrequested(); }
+  static const CancelState& unrequested();
+
+  std::unique_ptr<Part> part_;
+};
 
 class TaskRecord {
  public:
@@ -154,7 +211,7 @@ class TaskRecord {
   bool completed() const { return load_state() == TaskState::kCompleted; }
 
   // The fields are ordered by size, small ones packed together: every spawn writes the whole
-  // record, so its size is a direct cost (it is about 230 bytes; it was 256 with the padding).
+  // record, so its size is a direct cost (200 bytes; rare state is in LazyCancelState).
 
   // Identity, set before the task is first scheduled and constant afterwards.
   TaskId id;
@@ -178,11 +235,16 @@ class TaskRecord {
   // Owned by the region (under its lock).
   bool outcome_reported = false;
 
-  CancelState cancel;                      // guarded
+  LazyCancelState cancel;                  // guarded
   WaitNode* current_wait = nullptr;        // guarded
-  uint64_t wait_tickets = 0;               // guarded: the last ticket issued
-  uint64_t current_ticket = 0;             // guarded: the ticket of current_wait
-  uint64_t early_wake_ticket = 0;          // guarded: a wake that came before its park
+  // Wait tickets (guarded): 32 bits, and never 0 (which means "none"). A ticket is reused only
+  // after 2^32 - 1 further waits of the same task, so a stale token would have to be held that
+  // long to wake the wrong wait.
+  uint32_t wait_tickets = 0;               // the last ticket issued
+  uint32_t current_ticket = 0;             // the ticket of current_wait
+  uint32_t early_wake_ticket = 0;          // a wake that came before its park
+  // Touched only by the thread running the task (here, in the tickets' padding).
+  uint32_t polls = 0;
   JoinWaiterBase* join_waiters = nullptr;  // guarded
   // The innermost region whose body this task runs (Region::open) until that region closed,
   // or null. Guarded: the task changes it, cancellers read it.
@@ -191,8 +253,6 @@ class TaskRecord {
   // Touched only by the thread running the task.
   std::coroutine_handle<> root;
   std::coroutine_handle<> resume_point;
-  uint32_t polls = 0;
-  uint32_t polls_since_cancel = 0;
 
   // Owned by the region (under its lock): the region's intrusive list of live tasks.
   TaskRecord* region_prev = nullptr;
@@ -208,16 +268,6 @@ class TaskRecord {
   std::atomic<uint32_t> executor_state{0};
   uint64_t executor_data = 0;
   void* executor_link = nullptr;
-
-  // Schedules the task in the cancel lane when its cleanup deadline passes, so a task parked
-  // in a wait that ignores the request is still escalated (SPEC 4.5).
-  class EscalationTimer final : public TimerNode {
-   public:
-    void fire() override;
-    TaskRecord* task = nullptr;
-  };
-  // Allocated when armed (a request with a cleanup deadline). Guarded.
-  std::unique_ptr<EscalationTimer> escalation_timer;
 
   std::atomic<uint32_t> refs{1};
   // Set at spawn: the root frame lives in the record's own block (see destroy_root_frame).
@@ -252,7 +302,7 @@ void begin_wait(TaskRecord& task, WaitNode& node);
 [[nodiscard]] bool park(WaitNode& node, std::coroutine_handle<> resume_point);
 // Wakes `task` if `ticket` is its current wait (or records an early wake for a wait that has
 // not parked yet). Routes to the cancel lane when a request is pending (SPEC 6.2).
-void wake(TaskRecord& task, uint64_t ticket, Lane lane);
+void wake(TaskRecord& task, uint32_t ticket, Lane lane);
 
 // True if a cancellation point made with a context for `scope` would deliver a request now:
 // the task's own request unless shielded, else a request on `scope` when it is a region the
