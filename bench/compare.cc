@@ -246,10 +246,10 @@ Task<int64_t> sleeper(Cx& cx, uint64_t i) {
   if (!slept.ok()) co_return -1;
   const auto woke = Clock::now();
   if (g_sleeper_trace != nullptr) {
-    (*g_sleeper_trace)[i] = SleeperTrace{
-        std::chrono::nanoseconds(start - g_timers_t0).count(),
-        std::chrono::nanoseconds(woke - g_timers_t0).count(),
-        static_cast<uint32_t>(requested.count()), start_thread, thread_id()};
+    (*g_sleeper_trace)[i] =
+        SleeperTrace{std::chrono::nanoseconds(start - g_timers_t0).count(),
+                     std::chrono::nanoseconds(woke - g_timers_t0).count(),
+                     static_cast<uint32_t>(requested.count()), start_thread, thread_id()};
   }
   const auto late = woke - start - requested;
   co_return std::max<int64_t>(0, std::chrono::nanoseconds(late).count());
@@ -263,8 +263,8 @@ void write_sleeper_trace(const char* path) {
     const SleeperTrace& t = (*g_sleeper_trace)[i];
     std::fprintf(file, "%zu,%lld,%lld,%u,%.1f,%d,%d\n", i, static_cast<long long>(t.start_ns),
                  static_cast<long long>(t.wake_ns), t.requested_us,
-                 static_cast<double>(t.wake_ns - t.start_ns) / 1e3 - t.requested_us,
-                 t.start_thread, t.wake_thread);
+                 static_cast<double>(t.wake_ns - t.start_ns) / 1e3 - t.requested_us, t.start_thread,
+                 t.wake_thread);
   }
   std::fclose(file);
 }
@@ -417,7 +417,7 @@ Task<void> cancel_latency(Cx& cx, uint64_t q, uint64_t k, double budget_s) {
 }
 
 struct GroupProbe {
-  std::atomic<int64_t> last_ns{0};  // latest hook time, ns since `base`
+  std::atomic<int64_t> last_ns{0};           // latest hook time, ns since `base`
   std::atomic<int64_t> first_ns{INT64_MAX};  // earliest hook time (diagnostic)
   std::atomic<uint64_t> cleaned{0};
   std::atomic<uint64_t> started{0};
@@ -576,8 +576,7 @@ Task<void> suspended_rss(Cx& cx, uint64_t n) {
     all.max_us = std::max(all.max_us, g.max_us);
   }
   char extra[200];
-  std::snprintf(extra, sizeof extra,
-                "gaps_over_500us=%llu max_gap_us=%.0f off_cpu_fraction=%.3f",
+  std::snprintf(extra, sizeof extra, "gaps_over_500us=%llu max_gap_us=%.0f off_cpu_fraction=%.3f",
                 static_cast<unsigned long long>(all.count), all.max_us,
                 all.total_us / 1e6 / (dt * threads));
   report("noise_probe", ms, dt, static_cast<double>(all.count), extra);

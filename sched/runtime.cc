@@ -788,8 +788,7 @@ class Runtime::Impl {
     if (global_timed_.empty()) return nullptr;
     TaskRecord* task = global_timed_.front();
     global_timed_.pop_front();
-    const size_t share =
-        std::min<size_t>(global_timed_.size() / workers_.size(), kKeptFiredTimers);
+    const size_t share = std::min<size_t>(global_timed_.size() / workers_.size(), kKeptFiredTimers);
     for (size_t i = 0; i < share; ++i) {
       worker.timed_lane.push_back(global_timed_.front());
       global_timed_.pop_front();

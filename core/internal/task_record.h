@@ -235,14 +235,14 @@ class TaskRecord {
   // Owned by the region (under its lock).
   bool outcome_reported = false;
 
-  LazyCancelState cancel;                  // guarded
-  WaitNode* current_wait = nullptr;        // guarded
+  LazyCancelState cancel;            // guarded
+  WaitNode* current_wait = nullptr;  // guarded
   // Wait tickets (guarded): 32 bits, and never 0 (which means "none"). A ticket is reused only
   // after 2^32 - 1 further waits of the same task, so a stale token would have to be held that
   // long to wake the wrong wait.
-  uint32_t wait_tickets = 0;               // the last ticket issued
-  uint32_t current_ticket = 0;             // the ticket of current_wait
-  uint32_t early_wake_ticket = 0;          // a wake that came before its park
+  uint32_t wait_tickets = 0;       // the last ticket issued
+  uint32_t current_ticket = 0;     // the ticket of current_wait
+  uint32_t early_wake_ticket = 0;  // a wake that came before its park
   // Touched only by the thread running the task (here, in the tickets' padding).
   uint32_t polls = 0;
   JoinWaiterBase* join_waiters = nullptr;  // guarded

@@ -10,8 +10,8 @@
 // deque::push_back (perf, 2026-11-26). A ring keeps its buffer: it allocates only when it grows
 // to a new high-water mark (doubling), so a lane in steady state never calls malloc.
 //
-// Costs: push_back / pop_front / pop_back / front / back O(1) (amortised for growth); `insert_before_last`
-// moves the entries it passes (the cancel lane's rare out-of-order insert).
+// Costs: push_back / pop_front / pop_back / front / back O(1) (amortised for growth);
+// `insert_before_last` moves the entries it passes (the cancel lane's rare out-of-order insert).
 //
 // Thread-safety: none; the owner (one worker, or the holder of a lock) uses it.
 // Lifetime: holds copies of T (the scheduler stores raw pointers whose references it manages).
