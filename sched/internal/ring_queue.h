@@ -11,7 +11,7 @@
 // to a new high-water mark (doubling), so a lane in steady state never calls malloc.
 //
 // Costs: push_back / pop_front / pop_back / front / back O(1) (amortised for growth);
-// `insert_before_last` moves the entries it passes (the cancel lane's rare out-of-order insert).
+// `insert_from_back` moves the entries it passes (the cancel lane's rare out-of-order insert).
 //
 // Thread-safety: none; the owner (one worker, or the holder of a lock) uses it.
 // Lifetime: holds copies of T (the scheduler stores raw pointers whose references it manages).
