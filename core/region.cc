@@ -37,16 +37,15 @@ std::string_view region_state_name(RegionState state) {
   return "Unknown";
 }
 
-Region::Region(Executor& executor, Region* parent, std::string name, RegionOptions options,
+Region::Region(Executor& executor, Region* parent, std::string&& name, const RegionOptions& options,
                LeakPolicy leak_policy)
     : executor_(&executor),
       parent_(parent),
       id_(executor.allocate_region_index(), 1),
       name_(std::move(name)),
       options_(options),
-      ledger_(id_, options.leak_policy.value_or(leak_policy), options.max_obligations) {
-  ledger_.set_on_drained([this] { maybe_wake_closer(); });
-}
+      ledger_(id_, options.leak_policy.value_or(leak_policy), options.max_obligations,
+              [this] { maybe_wake_closer(); }) {}
 
 Region::~Region() {
   if (state() != RegionState::kClosed && live_tasks_ != 0) {
@@ -62,10 +61,12 @@ void Region::release() {
 
 RegionRef Region::create_root(Executor& executor, RegionOptions options,
                               LeakPolicy default_leak_policy) {
-  return RegionRef(new Region(executor, nullptr, "root", options, default_leak_policy));
+  return RegionRef(
+      new Region(executor, nullptr, std::string("root"), options, default_leak_policy));
 }
 
-absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string name, RegionOptions options) {
+absl::StatusOr<RegionRef> Region::create_child(Cx& cx, std::string&& name,
+                                               const RegionOptions& options) {
   Region& parent = cx.region();
   report(parent, RuntimeEvent::kRegionStateRead);
   std::lock_guard<RegionMutex> lock(parent.mutex_);
@@ -420,7 +421,7 @@ Outcome<void> Region::close() {
     }
     state_.store(RegionState::kClosed, std::memory_order_release);
     report(*this, RuntimeEvent::kRegionStateChanged);
-    outcome = std::move(children_outcome_);
+    if (!children_outcome_.ok()) outcome = std::move(children_outcome_);
     if (cancelled_externally_) {
       outcome = join(std::move(outcome), Outcome<void>::Cancelled(cancel_reason_));
     }

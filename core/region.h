@@ -40,6 +40,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -176,10 +177,12 @@ class Region {
   };
   class CloseAwaiter;
 
-  Region(Executor& executor, Region* parent, std::string name, RegionOptions options,
+  // The name and options are taken by reference: open() passes them down twice per region.
+  Region(Executor& executor, Region* parent, std::string&& name, const RegionOptions& options,
          LeakPolicy leak_policy);
   ~Region();  // by release()
-  static absl::StatusOr<RegionRef> create_child(Cx& cx, std::string name, RegionOptions options);
+  static absl::StatusOr<RegionRef> create_child(Cx& cx, std::string&& name,
+                                                const RegionOptions& options);
   // Keeps the task's body-region chain (TaskRecord::body_region) up to date: the region is in
   // it from begin_body until close() or abandon(), so a cancel of the task reaches it.
   void begin_body(internal::TaskRecord& task);
@@ -210,11 +213,30 @@ class Region {
   internal::WakeToken take_closer_if_quiescent_locked();
   void dump_into(std::string& out, int depth) const;
 
-  // The coroutine behind open(). The body is moved to the heap before the coroutine starts:
-  // GCC 12 destroys temporaries of a co_await full-expression twice (GCC PR 101367), so a
-  // lambda passed by value straight into a coroutine parameter would be destroyed twice.
+  // The body as open_impl holds it. A body with a destructor is moved to the heap before the
+  // coroutine starts: GCC 12 destroys temporaries of a co_await full-expression twice (GCC PR
+  // 101367), so such a lambda passed by value straight into a coroutine parameter would be
+  // destroyed twice. A trivially destructible body (a lambda capturing references and scalars,
+  // the common case) is unaffected by a second no-op destruction and is held by value, which
+  // saves an allocation per region.
+  template <typename F, bool kByValue = std::is_trivially_destructible_v<F>>
+  struct BodyHolder {
+    std::unique_ptr<F> body;
+    explicit BodyHolder(F&& f) : body(std::make_unique<F>(std::move(f))) {}
+    explicit BodyHolder(const F& f) : body(std::make_unique<F>(f)) {}
+    F& get() { return *body; }
+  };
   template <typename F>
-  static auto open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, RegionOptions options)
+  struct BodyHolder<F, true> {
+    F body;
+    explicit BodyHolder(F&& f) : body(std::move(f)) {}
+    explicit BodyHolder(const F& f) : body(f) {}
+    F& get() { return body; }
+  };
+
+  // The coroutine behind open().
+  template <typename F>
+  static auto open_impl(Cx& cx, std::string name, BodyHolder<F> body, RegionOptions options)
       -> Task<Outcome<typename std::invoke_result_t<F&, Cx&>::value_type>>;
 
   template <typename T>
@@ -305,12 +327,12 @@ Outcome<T> Region::join_children(Outcome<T> body, const Outcome<void>& children)
 template <typename F>
 auto Region::open(Cx& cx, std::string name, F&& body, RegionOptions options)
     -> Task<Outcome<typename std::invoke_result_t<std::decay_t<F>&, Cx&>::value_type>> {
-  return open_impl(cx, std::move(name), std::make_unique<std::decay_t<F>>(std::forward<F>(body)),
-                   options);
+  return open_impl<std::decay_t<F>>(cx, std::move(name),
+                                    BodyHolder<std::decay_t<F>>(std::forward<F>(body)), options);
 }
 
 template <typename F>
-auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, RegionOptions options)
+auto Region::open_impl(Cx& cx, std::string name, BodyHolder<F> body, RegionOptions options)
     -> Task<Outcome<typename std::invoke_result_t<F&, Cx&>::value_type>> {
   using TaskType = std::invoke_result_t<F&, Cx&>;
   static_assert(internal::IsTask<TaskType>::value,
@@ -333,10 +355,10 @@ auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, Region
   std::optional<Outcome<T>> body_outcome;
   try {
     if constexpr (std::is_void_v<T>) {
-      co_await (*body)(body_cx);
+      co_await body.get()(body_cx);
       body_outcome.emplace(Outcome<void>::Ok());
     } else {
-      body_outcome.emplace(internal::outcome_from_value<T>(co_await (*body)(body_cx)));
+      body_outcome.emplace(internal::outcome_from_value<T>(co_await body.get()(body_cx)));
     }
   } catch (...) {
     body_outcome.emplace(Outcome<T>::Panicked(PanicInfo::from_current_exception()));
@@ -345,6 +367,7 @@ auto Region::open_impl(Cx& cx, std::string name, std::unique_ptr<F> body, Region
   co_await region->wait_for_children(cx);
   if (region->begin_finalizing()) co_await region->run_finalizers(body_cx);
   Outcome<void> children = region->close();
+  if (children.ok()) co_return std::move(*body_outcome);  // the common case: no join to make
   co_return join_children<T>(std::move(*body_outcome), children);
 }
 

@@ -158,6 +158,14 @@ ObligationLedger::ObligationLedger(RegionId region, LeakPolicy policy,
                                    std::optional<size_t> max_pending)
     : region_(region), policy_(policy), max_pending_(max_pending) {}
 
+ObligationLedger::ObligationLedger(RegionId region, LeakPolicy policy,
+                                   std::optional<size_t> max_pending,
+                                   std::function<void()> on_drained)
+    : region_(region),
+      policy_(policy),
+      max_pending_(max_pending),
+      on_drained_(std::move(on_drained)) {}
+
 ObligationLedger::~ObligationLedger() {
   // No lock: a ledger being destroyed must not be used concurrently.
   const size_t pending = pending_count_.load(std::memory_order_relaxed);

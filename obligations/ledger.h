@@ -197,6 +197,10 @@ class ObligationLedger {
   // once (the region's `max_obligations` admission limit, SPEC 3.7).
   ObligationLedger(RegionId region, LeakPolicy policy,
                    std::optional<size_t> max_pending = std::nullopt);
+  // The same with a drain callback from the start (as set_on_drained, without its lock: a
+  // region registers one for every ledger it owns).
+  ObligationLedger(RegionId region, LeakPolicy policy, std::optional<size_t> max_pending,
+                   std::function<void()> on_drained);
   // Aborts if an entry is still pending (see Lifetime in the file comment).
   ~ObligationLedger();
 
