@@ -189,10 +189,9 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome
       // The common case of a cancelled region: each task's Cancelled carries the region's
       // shared reason, and join would rebuild children_outcome_ with the reason it already has
       // (strengthen keeps the first on a tie), so it is skipped.
-      const bool unchanged = counts && children_outcome_.is_cancelled() &&
-                             outcome->is_cancelled() &&
-                             compare_strength(children_outcome_.cancel_reason(),
-                                              outcome->cancel_reason()) >= 0;
+      const bool unchanged =
+          counts && children_outcome_.is_cancelled() && outcome->is_cancelled() &&
+          compare_strength(children_outcome_.cancel_reason(), outcome->cancel_reason()) >= 0;
       if (counts && !unchanged) {
         children_outcome_ = join(std::move(children_outcome_), std::move(*outcome));
       }
