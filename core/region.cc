@@ -187,7 +187,15 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome
       // Children cancelled by this region's own decision do not make it Cancelled (file
       // comment).
       const bool counts = !outcome->is_cancelled() || cancelled_externally_ || !cancel_requested();
-      if (counts) children_outcome_ = join(std::move(children_outcome_), std::move(*outcome));
+      // The common case of a cancelled region: each task's Cancelled carries the region's
+      // shared reason, and join would rebuild children_outcome_ with the reason it already has
+      // (strengthen keeps the first on a tie), so it is skipped.
+      const bool unchanged =
+          counts && children_outcome_.is_cancelled() && outcome->is_cancelled() &&
+          compare_strength(children_outcome_.cancel_reason(), outcome->cancel_reason()) >= 0;
+      if (counts && !unchanged) {
+        children_outcome_ = join(std::move(children_outcome_), std::move(*outcome));
+      }
       if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
         cancel_internal_locked(
             CancelKind::kFailFast,

@@ -1,5 +1,6 @@
 #include "core/internal/frame_allocator.h"
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -95,6 +96,11 @@ struct TransferStore {
   std::mutex mutex;
   TransferList lists[kClasses][kMaxTransferLists];
   uint32_t sizes[kClasses];
+  // sizes[] != 0, written under the mutex and read without it: a thread with an empty list
+  // asks this before taking the mutex, so a burst of fresh allocations (a spawn loop, a region
+  // cancel's first requests) does not take the mutex once per block only to find nothing. A
+  // stale answer costs one operator new, or one lock that finds the store empty.
+  std::atomic<bool> has_lists[kClasses];
 };
 
 constinit TransferStore transfer_store{};
@@ -107,6 +113,7 @@ constinit TransferStore transfer_store{};
   if (size == kMaxTransferLists) return false;
   transfer_store.lists[size_class][size++] =
       TransferList{free_lists.heads[size_class], free_lists.counts[size_class]};
+  transfer_store.has_lists[size_class].store(true, std::memory_order_relaxed);
   free_lists.heads[size_class] = nullptr;
   free_lists.counts[size_class] = 0;
   return true;
@@ -114,10 +121,12 @@ constinit TransferStore transfer_store{};
 
 // Refills this thread's empty list of `size_class` from the transfer store; false if it had none.
 [[gnu::noinline]] bool take_list(std::size_t size_class) {
+  if (!transfer_store.has_lists[size_class].load(std::memory_order_relaxed)) return false;
   std::lock_guard<std::mutex> lock(transfer_store.mutex);
   uint32_t& size = transfer_store.sizes[size_class];
   if (size == 0) return false;
   const TransferList list = transfer_store.lists[size_class][--size];
+  if (size == 0) transfer_store.has_lists[size_class].store(false, std::memory_order_relaxed);
   if (!free_lists.drain_registered) register_drain();
   free_lists.heads[size_class] = list.head;
   free_lists.counts[size_class] = list.count;

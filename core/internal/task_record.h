@@ -36,6 +36,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -132,10 +133,16 @@ class JoinWaiterBase;
 
 // Schedules a task in the cancel lane when its cleanup deadline passes, so a task parked in a
 // wait that ignores the request is still escalated (SPEC 4.5).
+// Allocated from the recycling allocator (frame_allocator.h), like the record, not from malloc.
 class TaskEscalationTimer final : public TimerNode {
  public:
   void fire() override;
   TaskRecord* task = nullptr;
+
+  static void* operator new(std::size_t size) { return allocate_block(size); }
+  static void operator delete(void* block, std::size_t size) noexcept {
+    deallocate_block(block, size);
+  }
 };
 
 // A task's CancelState and the rest of its cancellation bookkeeping, allocated on the first
@@ -153,6 +160,13 @@ class LazyCancelState {
     std::unique_ptr<TaskEscalationTimer> escalation_timer;
     // Polls since the request (touched only by the thread running the task).
     uint32_t polls_since_cancel = 0;
+
+    // From the per-thread recycling allocator (frame_allocator.h): a region cancel makes one
+    // part per task, and malloc's cost there was a visible share of the request walk.
+    static void* operator new(std::size_t size) { return allocate_block(size); }
+    static void operator delete(void* block, std::size_t size) noexcept {
+      deallocate_block(block, size);
+    }
   };
 
   bool requested() const { return part_ != nullptr && part_->state.requested(); }
