@@ -6,9 +6,10 @@
 // multi-threaded one.
 //
 // Thread-safety: a multi-threaded executor must accept schedule(), promote_to_cancel_lane(),
-// schedule_cancel(), promote_to_cancel_lane_at(), add_timer() and remove_timer() from any
-// thread, concurrently with the task running: a task is resumed by one thread at a time, and a
-// schedule() that arrives while it runs makes it run once more afterwards (SPEC 6.3).
+// schedule_cancel(), promote_to_cancel_lane_at(), schedule_cancel_batch(), add_timer() and
+// remove_timer() from any thread, concurrently with the task running: a task is resumed by one
+// thread at a time, and a schedule() that arrives while it runs makes it run once more
+// afterwards (SPEC 6.3).
 // remove_timer() returns only when fire() of that node is not running and will not run. fire()
 // may run with the executor's timer lock held; it may take a task's lock and call schedule() but
 // nothing else. Core never holds a task's lock while calling schedule(). The lab executor is
@@ -22,6 +23,7 @@
 #define ASUPERSYNC_CORE_EXECUTOR_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -98,6 +100,21 @@ class Executor {
   }
   virtual void promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) {
     promote_to_cancel_lane(task);
+  }
+
+  // A batch of schedule_cancel() calls, in order: a region's cancel walk hands over the tasks
+  // whose waits it interrupted (up to a chunk at a time) in one call, so that an executor can
+  // queue them with one queue operation and one wake-up of an idle worker instead of one each.
+  // Each task's cancel-lane placement is as if schedule_cancel() had been called for it.
+  // The default loops over schedule_cancel() (the lab needs no batch path).
+  struct CancelDelivery {
+    internal::TaskRecord* task;
+    uint8_t cleanup_priority;
+  };
+  virtual void schedule_cancel_batch(const CancelDelivery* deliveries, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      schedule_cancel(*deliveries[i].task, deliveries[i].cleanup_priority);
+    }
   }
 
   // The runtime's clock (SPEC 1.1): monotonic in production, virtual in the lab.

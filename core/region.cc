@@ -263,9 +263,13 @@ void Region::cancel_locked(const CancelReason& reason, const Budget& cleanup,
     // One request record for all the tasks: each keeps a reference, none a copy.
     const SharedCancelRequest shared(
         cancel_reason_, cleanup_budget_for(cancel_reason_.kind(), cleanup_budget_), cancel_status_);
+    // The woken tasks reach the executor a chunk at a time (one queue operation and one wake-up
+    // each; internal::CancelBatch), not one by one.
+    internal::CancelBatch batch(*executor_);
     for (internal::TaskRecord* task = tasks_head_; task != nullptr; task = task->region_next) {
-      internal::request_cancel(*task, cancel_reason_, cleanup_budget_, &shared);
+      batch.request(*task, cancel_reason_, cleanup_budget_, &shared);
     }
+    batch.flush();
   }
   if (!children_.empty()) {
     const CancelReason child_reason =

@@ -103,6 +103,7 @@ class Runtime final : public Executor {
   void promote_to_cancel_lane(internal::TaskRecord& task) override;
   void schedule_cancel(internal::TaskRecord& task, uint8_t cleanup_priority) override;
   void promote_to_cancel_lane_at(internal::TaskRecord& task, uint8_t cleanup_priority) override;
+  void schedule_cancel_batch(const CancelDelivery* deliveries, size_t count) override;
   Time now() const override;
   void add_timer(TimerNode& node) override;
   void remove_timer(TimerNode& node) override;

@@ -119,6 +119,104 @@ TEST(RuntimeTest, CancelRegionOfParkedTasks) {
   EXPECT_EQ(cleaned->load(), 10'000);
 }
 
+// SPEC 4.3, 6.2: a region cancel hands its woken tasks to the cancel lane in batches
+// (Executor::schedule_cancel_batch, several chunks here); every member is cleaned up before any
+// ready work runs again (one worker, and a streak limit that does not cut in), in the order of
+// the region's walk (newest first: equal priorities stay FIFO).
+TEST(RuntimeTest, GroupCancelDeliversEveryMemberBeforeReadyWork) {
+  RuntimeOptions options;
+  options.workers = 1;
+  options.leak_policy = LeakPolicy::kPanic;
+  options.cancel_streak_limit = 1'000'000;
+  Runtime runtime(options);
+  constexpr int kMembers = 300;  // more than one CancelBatch chunk (64)
+  struct Shared {
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> ready_runs{0};
+    std::atomic<int> started{0};
+    int64_t ready_runs_at_cancel = -1;
+    std::vector<int64_t> ready_runs_seen;  // one worker: no lock needed
+    std::vector<int> cleanup_order;
+  };
+  auto shared = std::make_shared<Shared>();
+  auto outcome = runtime.run([shared](Cx& cx) -> Task<void> {
+    for (int i = 0; i < 4; ++i) {
+      auto busy = cx.spawn("busy", [shared](Cx& c) -> Task<void> {
+        while (!shared->stop.load()) {
+          shared->ready_runs.fetch_add(1);
+          absl::Status yielded = co_await c.yield();
+          if (!yielded.ok()) co_return;
+        }
+      });
+      EXPECT_TRUE(busy.ok());
+    }
+    auto group = Region::open(cx, "group", [shared](Cx& gx) -> Task<void> {
+      for (int i = 0; i < kMembers; ++i) {
+        auto member = gx.spawn("member", [shared, i](Cx& c) -> Task<void> {
+          shared->started.fetch_add(1);
+          absl::Status slept = co_await c.sleep(Duration::Seconds(3600));
+          EXPECT_EQ(slept.code(), absl::StatusCode::kCancelled);
+          shared->ready_runs_seen.push_back(shared->ready_runs.load());
+          shared->cleanup_order.push_back(i);
+        });
+        EXPECT_TRUE(member.ok());
+      }
+      while (shared->started.load() < kMembers) (void)co_await gx.yield();
+      gx.cancel_region("test cancels the group");
+      shared->ready_runs_at_cancel = shared->ready_runs.load();
+      co_return;
+    });
+    Outcome<void> closed = co_await std::move(group);
+    EXPECT_TRUE(closed.is_cancelled()) << closed.to_string();
+    shared->stop.store(true);
+  });
+  ASSERT_TRUE(outcome.ok()) << outcome.to_string();
+  ASSERT_EQ(shared->cleanup_order.size(), static_cast<size_t>(kMembers));
+  for (int i = 0; i < kMembers; ++i) {
+    EXPECT_EQ(shared->ready_runs_seen[i], shared->ready_runs_at_cancel) << "member " << i;
+    EXPECT_EQ(shared->cleanup_order[i], kMembers - 1 - i);
+  }
+}
+
+// SPEC 4.1, 6.3: a region cancelled from a thread that is not a worker hands the batch to the
+// global cancel queue and wakes a parked worker: nothing is lost and the region closes.
+TEST(RuntimeTest, GroupCancelFromOutsideTheWorkersWakesThem) {
+  Runtime runtime(two_workers());
+  constexpr int kMembers = 500;
+  auto cleaned = std::make_shared<std::atomic<int>>(0);
+  auto started = std::make_shared<std::atomic<int>>(0);
+  std::thread canceller;
+  auto outcome = runtime.run([&](Cx& cx) -> Task<void> {
+    auto group = Region::open(cx, "group", [&](Cx& gx) -> Task<void> {
+      for (int i = 0; i < kMembers; ++i) {
+        auto member = gx.spawn("member", [cleaned, started](Cx& c) -> Task<void> {
+          started->fetch_add(1);
+          absl::Status slept = co_await c.sleep(Duration::Seconds(3600));
+          EXPECT_EQ(slept.code(), absl::StatusCode::kCancelled);
+          cleaned->fetch_add(1);
+        });
+        EXPECT_TRUE(member.ok());
+      }
+      while (started->load() < kMembers) (void)co_await gx.yield();
+      Region& region = gx.region();
+      region.add_ref();
+      canceller = std::thread([target = RegionRef(&region)] {
+        // Let the workers park first, so that the batch must wake one.
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        target->cancel(CancelReason(CancelKind::kUser, RegionId(), std::nullopt, Time::Epoch(),
+                                    "cancelled from outside"),
+                       Budget::Infinite());
+      });
+      co_return;
+    });
+    Outcome<void> closed = co_await std::move(group);
+    EXPECT_TRUE(closed.is_cancelled()) << closed.to_string();
+  });
+  canceller.join();
+  ASSERT_TRUE(outcome.ok()) << outcome.to_string();
+  EXPECT_EQ(cleaned->load(), kMembers);
+}
+
 // SPEC 2.2, 4.1: a handle cancels a task parked on another worker; the joiner sees Cancelled.
 TEST(RuntimeTest, CancelThroughHandleAcrossWorkers) {
   Runtime runtime(two_workers());

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "core/region.h"
@@ -208,17 +209,29 @@ void finish_interrupt(TaskRecord& task, WaitNode& claimed, uint8_t cleanup_prior
 
 void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
-void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
-                    const SharedCancelRequest* shared) {
-  WaitNode* claimed = nullptr;
+namespace {
+
+// What request_cancel leaves to its delivery step.
+struct RecordedRequest {
+  bool completed = false;       // the task had completed: nothing to deliver (SPEC 4.6)
+  WaitNode* claimed = nullptr;  // the wait to interrupt, or null: promote the task if queued
+  uint8_t cleanup_priority = 0;
+};
+
+// request_cancel up to its delivery: records the request, arms the escalation timer, cancels
+// the regions whose body the task runs and claims an interruptible wait.
+RecordedRequest record_request(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                               const SharedCancelRequest* shared) {
+  RecordedRequest recorded;
+  WaitNode*& claimed = recorded.claimed;
   // The regions whose body this task runs are part of its work: they are cancelled too
   // (SPEC 4.1). References keep them alive once the lock is released.
   Region* body_regions[8];
   std::vector<Region*> more_body_regions;
   size_t body_region_count = 0;
   bool arm_escalation = false;
-  bool completed = false;
-  uint8_t cleanup_priority = 0;
+  bool& completed = recorded.completed;
+  uint8_t& cleanup_priority = recorded.cleanup_priority;
   {
     Guard guard(task.lock);
     completed = task.completed();
@@ -257,7 +270,7 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   if (completed) {
     // SPEC 4.6: changes nothing.
     task.executor->on_runtime_event(RuntimeEvent::kCancelAfterCompletion, &task, nullptr);
-    return;
+    return recorded;
   }
   task.executor->on_runtime_event(RuntimeEvent::kCancelRequested, &task, nullptr);
   if (arm_escalation) task.executor->add_timer(*task.cancel.part()->escalation_timer);
@@ -270,12 +283,44 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
   };
   for (size_t i = 0; i < body_region_count; ++i) cancel_body_region(body_regions[i]);
   for (Region* region : more_body_regions) cancel_body_region(region);
-  if (claimed != nullptr) {
-    finish_interrupt(task, *claimed, cleanup_priority);
+  return recorded;
+}
+
+}  // namespace
+
+void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                    const SharedCancelRequest* shared) {
+  const RecordedRequest recorded = record_request(task, reason, cleanup, shared);
+  if (recorded.completed) return;
+  if (recorded.claimed != nullptr) {
+    finish_interrupt(task, *recorded.claimed, recorded.cleanup_priority);
     return;
   }
   // A task already queued moves to the cancel lane (SPEC 6.2).
-  task.executor->promote_to_cancel_lane_at(task, cleanup_priority);
+  task.executor->promote_to_cancel_lane_at(task, recorded.cleanup_priority);
+}
+
+void CancelBatch::request(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+                          const SharedCancelRequest* shared) {
+  const RecordedRequest recorded = record_request(task, reason, cleanup, shared);
+  if (recorded.completed) return;
+  if (recorded.claimed == nullptr) {
+    task.executor->promote_to_cancel_lane_at(task, recorded.cleanup_priority);
+    return;
+  }
+  // As finish_interrupt, but the schedule is left to flush(), with the rest of the chunk.
+  recorded.claimed->interrupt();
+  {
+    Guard guard(task.lock);
+    task.interrupting = false;
+  }
+  if (count_ == kChunk) flush();
+  deliveries_[count_++] = Executor::CancelDelivery{&task, recorded.cleanup_priority};
+}
+
+void CancelBatch::flush() {
+  if (count_ == 0) return;
+  executor_.schedule_cancel_batch(deliveries_, std::exchange(count_, 0));
 }
 
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled) {

@@ -336,6 +336,36 @@ void schedule_new(TaskRecord& task);
 void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
                     const SharedCancelRequest* shared = nullptr);
 
+// The requests of one region's cancel walk (Region::cancel), queued in batches: request() does
+// what request_cancel does, interrupting the task's wait when it claims one, but keeps the task
+// instead of scheduling it; flush() (called by request() when a chunk is full, and by the walk
+// at its end) hands the chunk to Executor::schedule_cancel_batch at once: one queue operation
+// and one wake-up for up to kChunk tasks instead of one each (a cancel from a thread that is
+// not a worker otherwise takes the runtime's global queue lock and wakes a worker per task). A
+// kept task is woken but not yet queued: no other thread can run it before its flush; a task
+// that is running or queued is promoted at once, as request_cancel does.
+// Thread-safety: one walk's object, used by one thread. Lifetime: on the walk's stack; its
+// destructor flushes what is left. The records of kept tasks stay alive until the flush because
+// the walk holds their region's lock, and a task leaves its region under that lock before its
+// record can go (complete_task).
+class CancelBatch {
+ public:
+  explicit CancelBatch(Executor& executor) : executor_(executor) {}
+  CancelBatch(const CancelBatch&) = delete;
+  CancelBatch& operator=(const CancelBatch&) = delete;
+  ~CancelBatch() { flush(); }
+
+  void request(TaskRecord& task, const CancelReason& reason, const Budget& cleanup,
+               const SharedCancelRequest* shared);
+  void flush();
+
+ private:
+  static constexpr size_t kChunk = 64;
+  Executor& executor_;
+  size_t count_ = 0;
+  Executor::CancelDelivery deliveries_[kChunk];
+};
+
 // Interrupts the wait of a task running a body in (or below) `cancelled`, when deliverable.
 void interrupt_scoped_wait(TaskRecord& task, const Region& cancelled);
 
