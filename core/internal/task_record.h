@@ -342,8 +342,10 @@ void request_cancel(TaskRecord& task, const CancelReason& reason, const Budget& 
 // at its end) hands the chunk to Executor::schedule_cancel_batch at once: one queue operation
 // and one wake-up for up to kChunk tasks instead of one each (a cancel from a thread that is
 // not a worker otherwise takes the runtime's global queue lock and wakes a worker per task). A
-// kept task is woken but not yet queued: no other thread can run it before its flush; a task
-// that is running or queued is promoted at once, as request_cancel does.
+// kept task's wait is interrupted but the task is not yet queued, as between finish_interrupt's
+// two steps: only a dispatch already pending (a stale queue entry, its escalation timer) can run
+// it meanwhile, and its flush then counts as a wake of a running or completed task. A task that
+// is running or queued is promoted at once, as request_cancel does.
 // Thread-safety: one walk's object, used by one thread. Lifetime: on the walk's stack; its
 // destructor flushes what is left. The records of kept tasks stay alive until the flush because
 // the walk holds their region's lock, and a task leaves its region under that lock before its
