@@ -93,10 +93,16 @@ void normalize(std::vector<internal::Access>& accesses) {
 namespace internal {
 
 void TaskQueue::grow() {
-  const size_t capacity = slots_.empty() ? 64 : slots_.size() * 2;
-  std::vector<TaskRecord*> slots(capacity);
-  for (size_t i = 0; i < size_; ++i) slots[i] = (*this)[i];
+  const size_t capacity = capacity_ == 0 ? 64 : capacity_ * 2;
+  std::unique_ptr<TaskRecord*[]> slots(new TaskRecord*[capacity]);
+  // The queued tasks: from head_ to the end of the array, then the wrapped part from 0.
+  const size_t first = std::min(size_, capacity_ - head_);
+  if (size_ > 0) {
+    std::copy_n(slots_.get() + head_, first, slots.get());
+    std::copy_n(slots_.get(), size_ - first, slots.get() + first);
+  }
   slots_ = std::move(slots);
+  capacity_ = capacity;
   mask_ = capacity - 1;
   head_ = 0;
 }
@@ -117,6 +123,58 @@ void TaskQueue::insert(size_t index, TaskRecord* task) {
   slots_[(head_ + index) & mask_] = task;
 }
 
+void TimerHeap::push(int64_t due, uint64_t sequence, TimerNode* node) {
+  entries_.emplace_back();
+  sift_up(entries_.size() - 1, Entry{due, sequence, node});
+}
+
+void TimerHeap::remove(TimerNode& node) {
+  const size_t position = node.executor_slot;
+  if (position >= entries_.size() || entries_[position].node != &node) {
+    asupersync::internal::invariant_violated("lab: a timer removed from a heap it is not in");
+  }
+  const Entry last = entries_.back();
+  entries_.pop_back();
+  if (position == entries_.size()) return;  // it was the last one
+  // The last entry fills the hole: it moves up or down from there.
+  if (position > 0 && before(last, entries_[(position - 1) / 2])) {
+    sift_up(position, last);
+  } else {
+    sift_down(position, last);
+  }
+}
+
+TimerNode* TimerHeap::pop() {
+  TimerNode* node = entries_.front().node;
+  const Entry last = entries_.back();
+  entries_.pop_back();
+  if (!entries_.empty()) sift_down(0, last);
+  return node;
+}
+
+void TimerHeap::sift_up(size_t position, Entry entry) {
+  while (position > 0) {
+    const size_t parent = (position - 1) / 2;
+    if (!before(entry, entries_[parent])) break;
+    place(position, entries_[parent]);
+    position = parent;
+  }
+  place(position, entry);
+}
+
+void TimerHeap::sift_down(size_t position, Entry entry) {
+  const size_t size = entries_.size();
+  while (true) {
+    size_t child = 2 * position + 1;
+    if (child >= size) break;
+    if (child + 1 < size && before(entries_[child + 1], entries_[child])) ++child;
+    if (!before(entries_[child], entry)) break;
+    place(position, entries_[child]);
+    position = child;
+  }
+  place(position, entry);
+}
+
 size_t TaskQueue::find(const TaskRecord* task) const {
   for (size_t i = 0; i < size_; ++i) {
     if ((*this)[i] == task) return i;
@@ -134,6 +192,7 @@ LabRuntime::LabRuntime(LabOptions options)
       bookkeeping_(tracing_ || options_.strategy != nullptr || options_.logical_ids != nullptr ||
                    options_.record_steps || options_.faults.any()),
       faults_(options_.faults.any()),
+      plain_(!bookkeeping_ && options_.lanes == LanePolicy::kStrict),
       rng_state_(options_.seed),
       entropy_state_(options_.seed ^ kEntropySalt),
       fault_state_(options_.seed ^ kFaultSalt),
@@ -153,6 +212,7 @@ void LabRuntime::begin_run() {
   trace_ = TraceRecorder(tracing_ ? options_.trace_tail : 0, options_.full_trace);
   schedule_hash_ = 0;
   cancel_seen_.clear();
+  acknowledgements_ = 0;
   rng_state_ = options_.seed;
   entropy_state_ = options_.seed ^ kEntropySalt;
   fault_state_ = options_.seed ^ kFaultSalt;
@@ -181,7 +241,6 @@ void LabRuntime::begin_run() {
   driver_ = nullptr;
   fifo_after_block_ = false;
   hard_step_limit_ = 0;
-  delayed_timer_due_.clear();
   ++run_id_;
   sync_objects_.clear();
   previous_current_ = t_current;
@@ -408,15 +467,6 @@ int64_t LabRuntime::random_delay() {
   return 1 + static_cast<int64_t>(splitmix64(fault_state_) % static_cast<uint64_t>(max));
 }
 
-void LabRuntime::enqueue(TaskRecord& task, Lane lane) {
-  task.queued_lane = lane;
-  if (lane == Lane::kCancel) {
-    push_cancel(task);
-  } else {
-    lanes_[static_cast<int>(lane)].push_back(&task);
-  }
-}
-
 void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   if (task.completed()) return;
   if (task.queued) {
@@ -507,28 +557,21 @@ void LabRuntime::promote_to_cancel_lane(TaskRecord& task) {
 
 void LabRuntime::add_timer(TimerNode& node) {
   if (node.registered) return;
-  node.executor_slot = ++timer_sequence_;
   node.registered = true;
   int64_t due = node.deadline.nanoseconds();
   if (options_.faults.delay_probability > 0 && roll(options_.faults.delay_probability)) {
     const int64_t delay = random_delay();
     due = due > std::numeric_limits<int64_t>::max() - delay ? due : due + delay;
-    delayed_timer_due_[node.executor_slot] = due;
     ++report_.faults_injected;
     trace(TraceKind::kFault, current_index(), 0, static_cast<uint8_t>(FaultKind::kDelayTimer),
           delay);
   }
-  timers_.emplace(std::make_pair(due, node.executor_slot), &node);
+  timers_.push(due, ++timer_sequence_, &node);  // sets node.executor_slot
 }
 
 void LabRuntime::remove_timer(TimerNode& node) {
   if (!node.registered) return;
-  int64_t due = node.deadline.nanoseconds();
-  if (auto it = delayed_timer_due_.find(node.executor_slot); it != delayed_timer_due_.end()) {
-    due = it->second;
-    delayed_timer_due_.erase(it);
-  }
-  timers_.erase(std::make_pair(due, node.executor_slot));
+  timers_.remove(node);
   node.registered = false;
 }
 
@@ -560,7 +603,7 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
       access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
     }
   }
-  if (options_.oracles) {
+  if (options_.oracles && acknowledgements_ > 0) {
     bool acknowledged;
     {
       std::lock_guard<asupersync::internal::SpinLock> guard(task.lock);
@@ -720,6 +763,7 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
       break;
     }
     case RuntimeEvent::kCancelAcknowledged: {
+      ++acknowledgements_;
       const uint32_t index = task->id.index();
       if (options_.oracles && (index >= cancel_seen_.size() || !cancel_seen_[index])) {
         record_violation(
@@ -896,7 +940,7 @@ TaskRecord* LabRuntime::pick() {
 
 bool LabRuntime::advance_time() {
   int64_t next = std::numeric_limits<int64_t>::max();
-  if (!timers_.empty()) next = timers_.begin()->first.first;
+  if (!timers_.empty()) next = timers_.top().due;
   if (!delayed_tasks_.empty()) next = std::min(next, delayed_tasks_.begin()->first.first);
   if (timers_.empty() && delayed_tasks_.empty()) return false;
   if (next > now_.nanoseconds()) now_ = Time::FromNanoseconds(next);
@@ -905,10 +949,8 @@ bool LabRuntime::advance_time() {
   access(object_key(ObjectType::kClock, 0), AccessKind::kWrite);
   trace(TraceKind::kTimeAdvance, 0, 0, 0, now_.nanoseconds());
   // Fire everything due now, in deadline-then-registration order.
-  while (!timers_.empty() && timers_.begin()->first.first <= now_.nanoseconds()) {
-    TimerNode* node = timers_.begin()->second;
-    delayed_timer_due_.erase(timers_.begin()->first.second);
-    timers_.erase(timers_.begin());
+  while (!timers_.empty() && timers_.top().due <= now_.nanoseconds()) {
+    TimerNode* node = timers_.pop();
     node->registered = false;
     node->fire();
   }
@@ -996,68 +1038,101 @@ void LabRuntime::inject_stale_wake() {
   }
 }
 
-void LabRuntime::drive(TaskRecord& driver) {
-  driver_ = &driver;
-  hard_step_limit_ = options_.max_steps + std::max<uint64_t>(100'000, options_.max_steps);
+TaskRecord* LabRuntime::pick_plain() {
+  if (cancel_queued_ == 0 && lanes_[static_cast<int>(Lane::kTimed)].empty() && !options_.randomize)
+      [[likely]] {
+    internal::TaskQueue& ready = lanes_[static_cast<int>(Lane::kReady)];
+    if (ready.empty()) return nullptr;
+    dispatch_lane_ = Lane::kReady;
+    return ready.pop_front();
+  }
+  return pick();
+}
+
+void LabRuntime::on_step_limit() {
+  if (!report_.livelock) {
+    // Livelock: report, then cancel everything and let the tree drain (escalation destroys
+    // tasks that keep ignoring the request).
+    report_.livelock = true;
+    root_->cancel(
+        CancelReason(CancelKind::kShutdown, root_->id(), std::nullopt, now_,
+                     absl::StrCat("lab: livelock: more than ", options_.max_steps, " steps")),
+        Budget::Infinite());
+  }
+  if (report_.steps > hard_step_limit_) {
+    std::fprintf(stderr, "lab: livelock that cannot be torn down: more than %llu steps\n",
+                 static_cast<unsigned long long>(hard_step_limit_));
+    std::abort();
+  }
+}
+
+template <bool kPlain>
+void LabRuntime::drive_loop(TaskRecord& driver) {
   while (true) {
-    if (options_.faults.stale_wakes) inject_stale_wake();
-    if (TaskRecord* task = pick()) {
+    if (!kPlain && options_.faults.stale_wakes) inject_stale_wake();
+    if (TaskRecord* task = kPlain ? pick_plain() : pick()) {
       const uint32_t index = task->id.index();
-      if (recording_) {
-        finish_record();
-        steps_.emplace_back();
-        open_record_ = static_cast<int64_t>(steps_.size()) - 1;
-        internal::StepRecord& record = steps_.back();
-        TaskInfo& info = info_of(*task);
-        record.lid = info.lid;
-        record.enabled = pending_enabled_;
-        record.chosen = pending_chosen_;
-        if (info.pending_enabler >= 0) {
-          record.enablers.push_back(static_cast<uint32_t>(info.pending_enabler));
-        }
-        record.accesses.push_back(
-            internal::Access{object_key(ObjectType::kTaskCancel, info.lid), AccessKind::kRead});
-        record.accesses.push_back(
-            internal::Access{object_key(ObjectType::kClock, 0), AccessKind::kRead});
-      }
-      if (bookkeeping_) {
-        TaskInfo& info = info_of(*task);
-        info.pending_enabler = -1;
-        ++info.dispatches;
-      }
-      current_ = task;
-      task->queued = false;
-      if (tracing_) {
-        trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
-      } else {
+      if constexpr (kPlain) {
+        current_ = task;
+        task->queued = false;
         mix_schedule_hash(index, dispatch_lane_);
+        asupersync::internal::run_task(*task);
+        current_ = nullptr;
+      } else {
+        if (recording_) {
+          finish_record();
+          steps_.emplace_back();
+          open_record_ = static_cast<int64_t>(steps_.size()) - 1;
+          internal::StepRecord& record = steps_.back();
+          TaskInfo& info = info_of(*task);
+          record.lid = info.lid;
+          record.enabled = pending_enabled_;
+          record.chosen = pending_chosen_;
+          if (info.pending_enabler >= 0) {
+            record.enablers.push_back(static_cast<uint32_t>(info.pending_enabler));
+          }
+          record.accesses.push_back(
+              internal::Access{object_key(ObjectType::kTaskCancel, info.lid), AccessKind::kRead});
+          record.accesses.push_back(
+              internal::Access{object_key(ObjectType::kClock, 0), AccessKind::kRead});
+        }
+        if (bookkeeping_) {
+          TaskInfo& info = info_of(*task);
+          info.pending_enabler = -1;
+          ++info.dispatches;
+        }
+        current_ = task;
+        task->queued = false;
+        if (tracing_) {
+          trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
+        } else {
+          mix_schedule_hash(index, dispatch_lane_);
+        }
+        if (faults_) inject_before_dispatch(*task, info_of(*task));
+        const bool completed = asupersync::internal::run_task(*task);
+        if (!completed) trace(TraceKind::kSuspend, index);
+        current_ = nullptr;
+        finish_record();
       }
-      if (faults_) inject_before_dispatch(*task, info_of(*task));
-      const bool completed = asupersync::internal::run_task(*task);
-      if (!completed) trace(TraceKind::kSuspend, index);
-      current_ = nullptr;
-      finish_record();
       task->release();
-      ++report_.steps;
-      if (report_.steps > options_.max_steps && !report_.livelock) {
-        // Livelock: report, then cancel everything and let the tree drain (escalation destroys
-        // tasks that keep ignoring the request).
-        report_.livelock = true;
-        root_->cancel(
-            CancelReason(CancelKind::kShutdown, root_->id(), std::nullopt, now_,
-                         absl::StrCat("lab: livelock: more than ", options_.max_steps, " steps")),
-            Budget::Infinite());
-      }
-      if (report_.steps > hard_step_limit_) {
-        std::fprintf(stderr, "lab: livelock that cannot be torn down: more than %llu steps\n",
-                     static_cast<unsigned long long>(hard_step_limit_));
-        std::abort();
+      if (++report_.steps > options_.max_steps) [[unlikely]] {
+        on_step_limit();
       }
       continue;
     }
     if (advance_time()) continue;
     if (driver.completed()) break;
     tear_down_deadlock();
+  }
+}
+
+void LabRuntime::drive(TaskRecord& driver) {
+  driver_ = &driver;
+  hard_step_limit_ = options_.max_steps + std::max<uint64_t>(100'000, options_.max_steps);
+  if (plain_) {
+    drive_loop<true>(driver);
+  } else {
+    drive_loop<false>(driver);
   }
   finish_record();
   report_.end_time = now_;
