@@ -107,6 +107,12 @@ void TaskQueue::grow() {
   head_ = 0;
 }
 
+void TaskQueue::grow_and_push_back(TaskRecord* task) {
+  grow();
+  slots_[size_] = task;  // head_ is 0 after a growth
+  ++size_;
+}
+
 TaskRecord* TaskQueue::take(size_t index) {
   if (index >= size_) {
     asupersync::internal::invariant_violated("lab: a task taken from a queue it is not in");
@@ -212,7 +218,6 @@ void LabRuntime::begin_run() {
   trace_ = TraceRecorder(tracing_ ? options_.trace_tail : 0, options_.full_trace);
   schedule_hash_ = 0;
   cancel_seen_.clear();
-  acknowledgements_ = 0;
   rng_state_ = options_.seed;
   entropy_state_ = options_.seed ^ kEntropySalt;
   fault_state_ = options_.seed ^ kFaultSalt;
@@ -284,14 +289,15 @@ void LabRuntime::on_object_destroyed(const void* object) {
 // --- Bookkeeping -------------------------------------------------------------------------------
 
 LabRuntime::TaskInfo& LabRuntime::grow_task_infos(uint32_t index) {
-  // Tasks are numbered in spawn order: the list grows by one, not by a resize call.
-  while (tasks_.size() <= index) tasks_.emplace_back();
+  // Tasks are numbered in spawn order: grow ahead (doubling), so the next spawns find their
+  // entry in place. Entries past the last task seen are default ones (not known, not live).
+  tasks_.resize(std::max<size_t>(index + 1, 2 * tasks_.size()));
   return tasks_[index];
 }
 
 LabRuntime::RegionInfo& LabRuntime::grow_region_infos(uint32_t index) {
-  // Regions are numbered in creation order: the list grows by one, not by a resize call.
-  while (regions_.size() <= index) regions_.emplace_back();
+  // As grow_task_infos: entries past the last region seen are default ones (not known).
+  regions_.resize(std::max<size_t>(index + 1, 2 * regions_.size()));
   return regions_[index];
 }
 
@@ -468,6 +474,20 @@ int64_t LabRuntime::random_delay() {
 }
 
 void LabRuntime::schedule(TaskRecord& task, Lane lane) {
+  // The common case of a runtime without bookkeeping: a spawn or a wake into the ready or timed
+  // lane of a task not queued yet (what the rest of this function does for it, without the
+  // frame its other cases need).
+  if (!bookkeeping_ && !task.queued && lane != Lane::kCancel && !task.completed()) [[likely]] {
+    task.queued = true;
+    task.add_ref();  // the queue's reference; released after the task ran
+    task.queued_lane = lane;
+    lanes_[static_cast<int>(lane)].push_back(&task);
+    return;
+  }
+  schedule_other(task, lane);
+}
+
+void LabRuntime::schedule_other(TaskRecord& task, Lane lane) {
   if (task.completed()) return;
   if (task.queued) {
     if (lane != Lane::kCancel) return;  // deduplicated
@@ -512,7 +532,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   enqueue(task, lane);
 }
 
-internal::TaskQueue& LabRuntime::cancel_bucket(uint8_t priority) {
+internal::TaskQueue& LabRuntime::find_cancel_bucket(uint8_t priority) {
   auto it = cancel_buckets_.begin();
   while (it != cancel_buckets_.end() && it->priority > priority) ++it;
   if (it == cancel_buckets_.end() || it->priority != priority) {
@@ -583,11 +603,23 @@ void LabRuntime::on_cleanup_stalled(TaskRecord&, const std::string& description)
 
 void LabRuntime::on_task_finished(TaskRecord& task) {
   ++report_.tasks_finished;
+  if (bookkeeping_) record_task_finished(task);
+  // A task acknowledged a cancel exactly when core reported kCancelAcknowledged for it (the
+  // acknowledgement and the report are one step of Cx's cancellation point): the lab's own
+  // record answers without the task's lock, and is empty in runs without cancellation.
+  const uint32_t index = task.id.index();
+  if (options_.oracles && index < cancel_seen_.size() && cancel_seen_[index] == kAcknowledged)
+      [[unlikely]] {
+    check_cancelled_outcome(task);
+  }
+}
+
+void LabRuntime::record_task_finished(TaskRecord& task) {
   const uint32_t index = task.id.index();
   if (tracing_) {
     trace(TraceKind::kComplete, index, 0, static_cast<uint8_t>(task.outcome_summary().kind()));
   }
-  if (bookkeeping_) {
+  {
     TaskInfo& info = info_of(task);
     info.live = false;
     info.record = nullptr;
@@ -603,19 +635,14 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
       access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
     }
   }
-  if (options_.oracles && acknowledgements_ > 0) {
-    bool acknowledged;
-    {
-      std::lock_guard<asupersync::internal::SpinLock> guard(task.lock);
-      acknowledged = task.cancel.acknowledged();
-    }
-    if (!acknowledged) return;
-    const Outcome<void> summary = task.outcome_summary();
-    if (summary.ok() || summary.is_err()) {
-      record_violation("cancel_protocol",
-                       absl::StrCat("task '", task.name, "' acknowledged a cancel but finished ",
-                                    summary.to_string(), " instead of Cancelled (SPEC 4.6)"));
-    }
+}
+
+void LabRuntime::check_cancelled_outcome(TaskRecord& task) {
+  const Outcome<void> summary = task.outcome_summary();
+  if (summary.ok() || summary.is_err()) {
+    record_violation("cancel_protocol",
+                     absl::StrCat("task '", task.name, "' acknowledged a cancel but finished ",
+                                  summary.to_string(), " instead of Cancelled (SPEC 4.6)"));
   }
 }
 
@@ -627,14 +654,86 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
                                    (1u << static_cast<int>(RuntimeEvent::kJoinWaitRemoved)) |
                                    (1u << static_cast<int>(RuntimeEvent::kJoinCompleted)) |
                                    (1u << static_cast<int>(RuntimeEvent::kCancelAfterCompletion));
-  if (!recording_ && ((kAccessOnly >> static_cast<int>(event)) & 1u) != 0) return;
+  if (((kAccessOnly >> static_cast<int>(event)) & 1u) != 0 && !recording_) return;
   // The most frequent event of a region (four per open+close) on a path of its own: the big
   // switch's prologue (its frame holds the oracles' message temporaries) costs more than it.
-  if (event == RuntimeEvent::kRegionStateChanged) {
-    on_region_state_changed(*region);
-    return;
+  // The region lifecycle's events (what an open+close reports) go to small handlers too.
+  switch (event) {
+    case RuntimeEvent::kRegionStateChanged:
+      on_region_state_changed(*region);
+      return;
+    case RuntimeEvent::kRegionOpened:
+      on_region_opened(task, *region);
+      return;
+    case RuntimeEvent::kRegionClosed:
+      on_region_closed(*region);
+      return;
+    // A region cancel reports both for each of its tasks: without trace or steps they only
+    // update cancel_seen_.
+    case RuntimeEvent::kCancelRequested:
+      if (!tracing_ && !recording_) {
+        note_cancel_requested(task->id.index());
+        return;
+      }
+      break;
+    case RuntimeEvent::kCancelAcknowledged:
+      if (!tracing_) {
+        const uint32_t index = task->id.index();
+        if (index < cancel_seen_.size() && cancel_seen_[index] != kNotRequested) [[likely]] {
+          cancel_seen_[index] = kAcknowledged;
+          return;
+        }
+      }
+      break;  // (observe_event reports the violation)
+    default:
+      break;
   }
   observe_event(event, task, region);
+}
+
+void LabRuntime::grow_cancel_seen(uint32_t index) {
+  // Requests arrive in index order when a region is cancelled: grow ahead (doubling).
+  cancel_seen_.resize(std::max<size_t>(index + 1, 2 * cancel_seen_.size()), kNotRequested);
+}
+
+void LabRuntime::on_region_opened(TaskRecord* task, Region& region) {
+  const uint32_t index = region.id().index();
+  const uint32_t parent = region.parent() != nullptr ? region.parent()->id().index() : 0;
+  RegionInfo& info = region_info_at(index);
+  info.known = true;
+  info.parent = parent;
+  if (bookkeeping_) {
+    uint32_t creator_lid = kNoLid;
+    uint32_t ordinal;
+    if (task != nullptr) {
+      TaskInfo& creator = info_of(*task);
+      creator_lid = creator.lid;
+      ordinal = creator.regions++;
+    } else {
+      ordinal = external_regions_++;
+    }
+    info.rlid = ids_->region(creator_lid, ordinal);
+    info.creator_lid = creator_lid;
+  }
+  if (tracing_) {
+    trace_.name_region(index, region.name());
+    trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
+  }
+}
+
+void LabRuntime::on_region_closed(Region& region) {
+  RegionInfo& info = info_of(region);
+  // (Gated on bookkeeping_, not on recording or tracing: info_of(*parent) may be the parent's
+  // first sight, which numbers it.)
+  if (bookkeeping_) {
+    access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
+    if (Region* parent = region.parent()) {
+      access(object_key(ObjectType::kRegionQuiescence, info_of(*parent).rlid),
+             AccessKind::kRelease);
+    }
+    trace(TraceKind::kRegionClosed, current_index(), region.id().index());
+  }
+  if (options_.oracles) check_region_closed(region, info);
 }
 
 void LabRuntime::on_region_state_changed(Region& region) {
@@ -644,6 +743,7 @@ void LabRuntime::on_region_state_changed(Region& region) {
     record_state_regression(region, info.last_state, state);
   }
   info.last_state = state;
+  if (!recording_ && !tracing_) return;  // nothing else consumes the transition
   // Finalizing begins once the close wait passed: everything after it depends on the
   // completions that made the region quiescent.
   if (state == RegionState::kFinalizing) {
@@ -666,31 +766,9 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
         access(object_key(ObjectType::kRegionState, info_of(*region).rlid), AccessKind::kRead);
       }
       break;
-    case RuntimeEvent::kRegionOpened: {
-      const uint32_t index = region->id().index();
-      const uint32_t parent = region->parent() != nullptr ? region->parent()->id().index() : 0;
-      RegionInfo& info = region_info_at(index);
-      info.known = true;
-      info.parent = parent;
-      if (bookkeeping_) {
-        uint32_t creator_lid = kNoLid;
-        uint32_t ordinal;
-        if (task != nullptr) {
-          TaskInfo& creator = info_of(*task);
-          creator_lid = creator.lid;
-          ordinal = creator.regions++;
-        } else {
-          ordinal = external_regions_++;
-        }
-        info.rlid = ids_->region(creator_lid, ordinal);
-        info.creator_lid = creator_lid;
-      }
-      if (tracing_) {
-        trace_.name_region(index, region->name());
-        trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
-      }
+    case RuntimeEvent::kRegionOpened:
+      on_region_opened(task, *region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kRegionStateChanged:
       on_region_state_changed(*region);  // (handled before the switch; kept for completeness)
       break;
@@ -711,27 +789,20 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kRead);
       break;
     }
-    case RuntimeEvent::kRegionClosed: {
-      const uint32_t rlid = info_of(*region).rlid;
-      access(object_key(ObjectType::kRegionQuiescence, rlid), AccessKind::kAcquire);
-      if (Region* parent = region->parent()) {
-        access(object_key(ObjectType::kRegionQuiescence, info_of(*parent).rlid),
-               AccessKind::kRelease);
-      }
-      trace(TraceKind::kRegionClosed, current_index(), region->id().index());
-      if (options_.oracles) check_region_closed(*region, info_of(*region));
+    case RuntimeEvent::kRegionClosed:
+      on_region_closed(*region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kCancelRequested: {
-      CancelKind kind;
-      {
-        std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
-        kind = task->cancel.reason().kind();
-      }
       const uint32_t index = task->id.index();
-      if (cancel_seen_.size() <= index) cancel_seen_.resize(index + 1);
-      cancel_seen_[index] = true;
-      trace(TraceKind::kCancelRequested, current_index(), index, static_cast<uint8_t>(kind));
+      note_cancel_requested(index);
+      if (tracing_) {
+        CancelKind kind;
+        {
+          std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
+          kind = task->cancel.reason().kind();
+        }
+        trace(TraceKind::kCancelRequested, current_index(), index, static_cast<uint8_t>(kind));
+      }
       if (!recording_) break;
       const uint32_t lid = info_of(*task).lid;
       // A task not scheduled yet (spawned into a cancelled region) cannot run before its spawn.
@@ -763,13 +834,16 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
       break;
     }
     case RuntimeEvent::kCancelAcknowledged: {
-      ++acknowledgements_;
       const uint32_t index = task->id.index();
-      if (options_.oracles && (index >= cancel_seen_.size() || !cancel_seen_[index])) {
-        record_violation(
-            "cancel_protocol",
-            absl::StrCat("task '", task->name, "' acknowledged a cancel that was never requested"));
+      if (index >= cancel_seen_.size() || cancel_seen_[index] == kNotRequested) {
+        if (options_.oracles) {
+          record_violation("cancel_protocol",
+                           absl::StrCat("task '", task->name,
+                                        "' acknowledged a cancel that was never requested"));
+        }
+        if (cancel_seen_.size() <= index) cancel_seen_.resize(index + 1, kNotRequested);
       }
+      cancel_seen_[index] = kAcknowledged;
       if (!tracing_) break;
       TaskInfo& info = info_of(*task);
       if (!info.acknowledge_traced) {
@@ -1038,15 +1112,32 @@ void LabRuntime::inject_stale_wake() {
   }
 }
 
-TaskRecord* LabRuntime::pick_plain() {
-  if (cancel_queued_ == 0 && lanes_[static_cast<int>(Lane::kTimed)].empty() && !options_.randomize)
+inline TaskRecord* LabRuntime::pick_plain() {
+  internal::TaskQueue& ready = lanes_[static_cast<int>(Lane::kReady)];
+  if (!options_.randomize && cancel_queued_ == 0 && lanes_[static_cast<int>(Lane::kTimed)].empty())
       [[likely]] {
-    internal::TaskQueue& ready = lanes_[static_cast<int>(Lane::kReady)];
     if (ready.empty()) return nullptr;
     dispatch_lane_ = Lane::kReady;
     return ready.pop_front();
   }
-  return pick();
+  return pick_plain_other();
+}
+
+TaskRecord* LabRuntime::pick_plain_other() {
+  if (options_.randomize) return pick();
+  // FIFO: the front of the highest non-empty lane (the choice pick() makes, without its
+  // candidate list).
+  if (cancel_queued_ > 0) {
+    for (CancelBucket& bucket : cancel_buckets_) {
+      if (bucket.tasks.empty()) continue;
+      --cancel_queued_;
+      dispatch_lane_ = Lane::kCancel;
+      return bucket.tasks.pop_front();
+    }
+    asupersync::internal::invariant_violated("lab: cancel lane count without a queued task");
+  }
+  dispatch_lane_ = Lane::kTimed;  // (the ready-lane case is pick_plain's)
+  return lanes_[static_cast<int>(Lane::kTimed)].pop_front();
 }
 
 void LabRuntime::on_step_limit() {

@@ -287,7 +287,8 @@ class TaskQueue {
   TaskRecord* operator[](size_t index) const { return slots_[(head_ + index) & mask_]; }
   void push_back(TaskRecord* task) {
     if (size_ == capacity_) [[unlikely]] {
-      grow();
+      grow_and_push_back(task);  // a tail call: the fast path keeps nothing live across it
+      return;
     }
     slots_[(head_ + size_) & mask_] = task;
     ++size_;
@@ -308,6 +309,7 @@ class TaskQueue {
  private:
   // Doubles the capacity (64 at first), copying the queue in two contiguous runs.
   void grow();
+  [[gnu::noinline]] void grow_and_push_back(TaskRecord* task);
   // Uninitialized past the queued tasks: a growth copies what is queued and nothing else.
   std::unique_ptr<TaskRecord*[]> slots_;
   size_t capacity_ = 0;  // 0 or a power of two
@@ -470,8 +472,9 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   void drive_loop(asupersync::internal::TaskRecord& driver);
   asupersync::internal::TaskRecord* pick();
   // pick() of a plain runtime: with FIFO order and only the ready lane holding work (the common
-  // case), the front of the ready lane without pick()'s lane scan.
+  // case), the front of the ready lane without pick()'s lane scan; otherwise pick_plain_other.
   asupersync::internal::TaskRecord* pick_plain();
+  [[gnu::noinline]] asupersync::internal::TaskRecord* pick_plain_other();
   // A dispatch went past options_.max_steps: the livelock report and teardown, or the abort.
   [[gnu::noinline, gnu::cold]] void on_step_limit();
   void collect_candidates();
@@ -547,6 +550,8 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   void on_region_state_changed(Region& region);
   [[gnu::noinline, gnu::cold]] void record_state_regression(const Region& region, RegionState from,
                                                             RegionState to);
+  void on_region_opened(asupersync::internal::TaskRecord* task, Region& region);
+  void on_region_closed(Region& region);
   // observe_runtime_event past its filter.
   void observe_event(RuntimeEvent event, asupersync::internal::TaskRecord* task, Region* region);
 
@@ -563,7 +568,21 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // A repeated request can raise the cleanup priority of a task already in the cancel lane:
   // move it to its new bucket, at its place by arrival.
   void rebucket_cancel(asupersync::internal::TaskRecord& task);
-  internal::TaskQueue& cancel_bucket(uint8_t priority);
+  internal::TaskQueue& cancel_bucket(uint8_t priority) {
+    // Most runs use one cleanup priority: its bucket is the first.
+    if (!cancel_buckets_.empty() && cancel_buckets_.front().priority == priority) [[likely]] {
+      return cancel_buckets_.front().tasks;
+    }
+    return find_cancel_bucket(priority);
+  }
+  // The bucket of `priority`, inserted at its place if there is none yet.
+  internal::TaskQueue& find_cancel_bucket(uint8_t priority);
+  // schedule() past its fast path.
+  [[gnu::noinline]] void schedule_other(asupersync::internal::TaskRecord& task, Lane lane);
+  // on_task_finished's parts for bookkeeping runs (TaskInfo, trace, DPOR accesses) and for the
+  // cancel-protocol oracle (a task that acknowledged a cancel must finish Cancelled).
+  [[gnu::noinline]] void record_task_finished(asupersync::internal::TaskRecord& task);
+  [[gnu::noinline]] void check_cancelled_outcome(asupersync::internal::TaskRecord& task);
   void enqueue(asupersync::internal::TaskRecord& task, Lane lane) {
     task.queued_lane = lane;
     if (lane == Lane::kCancel) [[unlikely]] {
@@ -583,13 +602,19 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // No bookkeeping and strict lanes: a dispatch only picks, mixes the schedule hash and runs
   // the task (drive_loop<true>); no trace, step record, TaskInfo or fault check on the way.
   bool plain_;
-  // Cancel acknowledgements reported this run (RuntimeEvent::kCancelAcknowledged): while there
-  // is none, no finishing task can have acknowledged one, and on_task_finished skips the
-  // cancel-protocol oracle's look at the task (a lock and the outcome).
-  uint64_t acknowledgements_ = 0;
   uint64_t schedule_hash_ = 0;
-  // By task index: the task got a cancel request (oracle cancel_protocol).
-  std::vector<bool> cancel_seen_;
+  // By task index: the task got a cancel request (kCancelRequested) and has acknowledged one
+  // (kCancelAcknowledged), for the cancel_protocol oracle. Grown geometrically (requests
+  // arrive in index order when a region is cancelled).
+  enum CancelSeen : uint8_t { kNotRequested = 0, kRequested = 1, kAcknowledged = 2 };
+  std::vector<uint8_t> cancel_seen_;
+  void note_cancel_requested(uint32_t index) {
+    if (cancel_seen_.size() <= index) [[unlikely]] {
+      grow_cancel_seen(index);
+    }
+    if (cancel_seen_[index] == kNotRequested) cancel_seen_[index] = kRequested;
+  }
+  [[gnu::noinline]] void grow_cancel_seen(uint32_t index);
   uint64_t rng_state_;
   uint64_t entropy_state_;
   uint64_t fault_state_;
