@@ -737,6 +737,21 @@ void LabRuntime::on_region_closed(Region& region) {
 }
 
 void LabRuntime::on_region_state_changed(Region& region) {
+  // The common case, without a call (so without the frame the full version needs): a region
+  // seen before moves forward, and nothing but the oracle consumes the transition.
+  const uint32_t index = region.id().index();
+  const RegionState state = region.state();
+  if (index < regions_.size() && !recording_ && !tracing_) [[likely]] {
+    RegionInfo& info = regions_[index];
+    if (info.known && (!options_.oracles || state >= info.last_state)) [[likely]] {
+      info.last_state = state;
+      return;
+    }
+  }
+  record_region_state_changed(region);
+}
+
+void LabRuntime::record_region_state_changed(Region& region) {
   RegionInfo& info = info_of(region);
   const RegionState state = region.state();
   if (options_.oracles && state < info.last_state) [[unlikely]] {

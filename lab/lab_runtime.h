@@ -548,6 +548,7 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   }
   void close_record();
   void on_region_state_changed(Region& region);
+  [[gnu::noinline]] void record_region_state_changed(Region& region);
   [[gnu::noinline, gnu::cold]] void record_state_regression(const Region& region, RegionState from,
                                                             RegionState to);
   void on_region_opened(asupersync::internal::TaskRecord* task, Region& region);
