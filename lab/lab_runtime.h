@@ -323,6 +323,8 @@ class TaskQueue {
 // was cancelled or woken early) needs no search, and neither adding nor removing allocates once
 // the array has grown (a std::map allocates a tree node per timer). Keys are unique
 // (registration numbers never repeat), so the firing order is the same as a sorted map's.
+// Thread-safety: none; owned and used by one LabRuntime on its thread. Lifetime: a node stays
+// registered (and must stay alive) until popped or removed.
 class TimerHeap {
  public:
   struct Entry {
