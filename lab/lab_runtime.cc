@@ -93,12 +93,24 @@ void normalize(std::vector<internal::Access>& accesses) {
 namespace internal {
 
 void TaskQueue::grow() {
-  const size_t capacity = slots_.empty() ? 64 : slots_.size() * 2;
-  std::vector<TaskRecord*> slots(capacity);
-  for (size_t i = 0; i < size_; ++i) slots[i] = (*this)[i];
+  const size_t capacity = capacity_ == 0 ? 64 : capacity_ * 2;
+  std::unique_ptr<TaskRecord*[]> slots(new TaskRecord*[capacity]);
+  // The queued tasks: from head_ to the end of the array, then the wrapped part from 0.
+  const size_t first = std::min(size_, capacity_ - head_);
+  if (size_ > 0) {
+    std::copy_n(slots_.get() + head_, first, slots.get());
+    std::copy_n(slots_.get(), size_ - first, slots.get() + first);
+  }
   slots_ = std::move(slots);
+  capacity_ = capacity;
   mask_ = capacity - 1;
   head_ = 0;
+}
+
+void TaskQueue::grow_and_push_back(TaskRecord* task) {
+  grow();
+  slots_[size_] = task;  // head_ is 0 after a growth
+  ++size_;
 }
 
 TaskRecord* TaskQueue::take(size_t index) {
@@ -115,6 +127,58 @@ void TaskQueue::insert(size_t index, TaskRecord* task) {
   push_back(task);  // grows if needed; then moved into place
   for (size_t i = size_ - 1; i > index; --i) slots_[(head_ + i) & mask_] = (*this)[i - 1];
   slots_[(head_ + index) & mask_] = task;
+}
+
+void TimerHeap::push(int64_t due, uint64_t sequence, TimerNode* node) {
+  entries_.emplace_back();
+  sift_up(entries_.size() - 1, Entry{due, sequence, node});
+}
+
+void TimerHeap::remove(TimerNode& node) {
+  const size_t position = node.executor_slot;
+  if (position >= entries_.size() || entries_[position].node != &node) {
+    asupersync::internal::invariant_violated("lab: a timer removed from a heap it is not in");
+  }
+  const Entry last = entries_.back();
+  entries_.pop_back();
+  if (position == entries_.size()) return;  // it was the last one
+  // The last entry fills the hole: it moves up or down from there.
+  if (position > 0 && before(last, entries_[(position - 1) / 2])) {
+    sift_up(position, last);
+  } else {
+    sift_down(position, last);
+  }
+}
+
+TimerNode* TimerHeap::pop() {
+  TimerNode* node = entries_.front().node;
+  const Entry last = entries_.back();
+  entries_.pop_back();
+  if (!entries_.empty()) sift_down(0, last);
+  return node;
+}
+
+void TimerHeap::sift_up(size_t position, Entry entry) {
+  while (position > 0) {
+    const size_t parent = (position - 1) / 2;
+    if (!before(entry, entries_[parent])) break;
+    place(position, entries_[parent]);
+    position = parent;
+  }
+  place(position, entry);
+}
+
+void TimerHeap::sift_down(size_t position, Entry entry) {
+  const size_t size = entries_.size();
+  while (true) {
+    size_t child = 2 * position + 1;
+    if (child >= size) break;
+    if (child + 1 < size && before(entries_[child + 1], entries_[child])) ++child;
+    if (!before(entries_[child], entry)) break;
+    place(position, entries_[child]);
+    position = child;
+  }
+  place(position, entry);
 }
 
 size_t TaskQueue::find(const TaskRecord* task) const {
@@ -134,6 +198,7 @@ LabRuntime::LabRuntime(LabOptions options)
       bookkeeping_(tracing_ || options_.strategy != nullptr || options_.logical_ids != nullptr ||
                    options_.record_steps || options_.faults.any()),
       faults_(options_.faults.any()),
+      plain_(!bookkeeping_ && options_.lanes == LanePolicy::kStrict),
       rng_state_(options_.seed),
       entropy_state_(options_.seed ^ kEntropySalt),
       fault_state_(options_.seed ^ kFaultSalt),
@@ -181,7 +246,6 @@ void LabRuntime::begin_run() {
   driver_ = nullptr;
   fifo_after_block_ = false;
   hard_step_limit_ = 0;
-  delayed_timer_due_.clear();
   ++run_id_;
   sync_objects_.clear();
   previous_current_ = t_current;
@@ -225,14 +289,15 @@ void LabRuntime::on_object_destroyed(const void* object) {
 // --- Bookkeeping -------------------------------------------------------------------------------
 
 LabRuntime::TaskInfo& LabRuntime::grow_task_infos(uint32_t index) {
-  // Tasks are numbered in spawn order: the list grows by one, not by a resize call.
-  while (tasks_.size() <= index) tasks_.emplace_back();
+  // Tasks are numbered in spawn order: grow ahead (doubling), so the next spawns find their
+  // entry in place. Entries past the last task seen are default ones (not known, not live).
+  tasks_.resize(std::max<size_t>(index + 1, 2 * tasks_.size()));
   return tasks_[index];
 }
 
 LabRuntime::RegionInfo& LabRuntime::grow_region_infos(uint32_t index) {
-  // Regions are numbered in creation order: the list grows by one, not by a resize call.
-  while (regions_.size() <= index) regions_.emplace_back();
+  // As grow_task_infos: entries past the last region seen are default ones (not known).
+  regions_.resize(std::max<size_t>(index + 1, 2 * regions_.size()));
   return regions_[index];
 }
 
@@ -408,16 +473,21 @@ int64_t LabRuntime::random_delay() {
   return 1 + static_cast<int64_t>(splitmix64(fault_state_) % static_cast<uint64_t>(max));
 }
 
-void LabRuntime::enqueue(TaskRecord& task, Lane lane) {
-  task.queued_lane = lane;
-  if (lane == Lane::kCancel) {
-    push_cancel(task);
-  } else {
+void LabRuntime::schedule(TaskRecord& task, Lane lane) {
+  // The common case of a runtime without bookkeeping: a spawn or a wake into the ready or timed
+  // lane of a task not queued yet (what the rest of this function does for it, without the
+  // frame its other cases need).
+  if (!bookkeeping_ && !task.queued && lane != Lane::kCancel && !task.completed()) [[likely]] {
+    task.queued = true;
+    task.add_ref();  // the queue's reference; released after the task ran
+    task.queued_lane = lane;
     lanes_[static_cast<int>(lane)].push_back(&task);
+    return;
   }
+  schedule_other(task, lane);
 }
 
-void LabRuntime::schedule(TaskRecord& task, Lane lane) {
+void LabRuntime::schedule_other(TaskRecord& task, Lane lane) {
   if (task.completed()) return;
   if (task.queued) {
     if (lane != Lane::kCancel) return;  // deduplicated
@@ -462,7 +532,7 @@ void LabRuntime::schedule(TaskRecord& task, Lane lane) {
   enqueue(task, lane);
 }
 
-internal::TaskQueue& LabRuntime::cancel_bucket(uint8_t priority) {
+internal::TaskQueue& LabRuntime::find_cancel_bucket(uint8_t priority) {
   auto it = cancel_buckets_.begin();
   while (it != cancel_buckets_.end() && it->priority > priority) ++it;
   if (it == cancel_buckets_.end() || it->priority != priority) {
@@ -507,28 +577,21 @@ void LabRuntime::promote_to_cancel_lane(TaskRecord& task) {
 
 void LabRuntime::add_timer(TimerNode& node) {
   if (node.registered) return;
-  node.executor_slot = ++timer_sequence_;
   node.registered = true;
   int64_t due = node.deadline.nanoseconds();
   if (options_.faults.delay_probability > 0 && roll(options_.faults.delay_probability)) {
     const int64_t delay = random_delay();
     due = due > std::numeric_limits<int64_t>::max() - delay ? due : due + delay;
-    delayed_timer_due_[node.executor_slot] = due;
     ++report_.faults_injected;
     trace(TraceKind::kFault, current_index(), 0, static_cast<uint8_t>(FaultKind::kDelayTimer),
           delay);
   }
-  timers_.emplace(std::make_pair(due, node.executor_slot), &node);
+  timers_.push(due, ++timer_sequence_, &node);  // sets node.executor_slot
 }
 
 void LabRuntime::remove_timer(TimerNode& node) {
   if (!node.registered) return;
-  int64_t due = node.deadline.nanoseconds();
-  if (auto it = delayed_timer_due_.find(node.executor_slot); it != delayed_timer_due_.end()) {
-    due = it->second;
-    delayed_timer_due_.erase(it);
-  }
-  timers_.erase(std::make_pair(due, node.executor_slot));
+  timers_.remove(node);
   node.registered = false;
 }
 
@@ -540,11 +603,23 @@ void LabRuntime::on_cleanup_stalled(TaskRecord&, const std::string& description)
 
 void LabRuntime::on_task_finished(TaskRecord& task) {
   ++report_.tasks_finished;
+  if (bookkeeping_) record_task_finished(task);
+  // A task acknowledged a cancel exactly when core reported kCancelAcknowledged for it (the
+  // acknowledgement and the report are one step of Cx's cancellation point): the lab's own
+  // record answers without the task's lock, and is empty in runs without cancellation.
+  const uint32_t index = task.id.index();
+  if (options_.oracles && index < cancel_seen_.size() && cancel_seen_[index] == kAcknowledged)
+      [[unlikely]] {
+    check_cancelled_outcome(task);
+  }
+}
+
+void LabRuntime::record_task_finished(TaskRecord& task) {
   const uint32_t index = task.id.index();
   if (tracing_) {
     trace(TraceKind::kComplete, index, 0, static_cast<uint8_t>(task.outcome_summary().kind()));
   }
-  if (bookkeeping_) {
+  {
     TaskInfo& info = info_of(task);
     info.live = false;
     info.record = nullptr;
@@ -560,19 +635,14 @@ void LabRuntime::on_task_finished(TaskRecord& task) {
       access(object_key(ObjectType::kTaskJoiners, lid), AccessKind::kWrite);
     }
   }
-  if (options_.oracles) {
-    bool acknowledged;
-    {
-      std::lock_guard<asupersync::internal::SpinLock> guard(task.lock);
-      acknowledged = task.cancel.acknowledged();
-    }
-    if (!acknowledged) return;
-    const Outcome<void> summary = task.outcome_summary();
-    if (summary.ok() || summary.is_err()) {
-      record_violation("cancel_protocol",
-                       absl::StrCat("task '", task.name, "' acknowledged a cancel but finished ",
-                                    summary.to_string(), " instead of Cancelled (SPEC 4.6)"));
-    }
+}
+
+void LabRuntime::check_cancelled_outcome(TaskRecord& task) {
+  const Outcome<void> summary = task.outcome_summary();
+  if (summary.ok() || summary.is_err()) {
+    record_violation("cancel_protocol",
+                     absl::StrCat("task '", task.name, "' acknowledged a cancel but finished ",
+                                  summary.to_string(), " instead of Cancelled (SPEC 4.6)"));
   }
 }
 
@@ -584,23 +654,111 @@ void LabRuntime::observe_runtime_event(RuntimeEvent event, TaskRecord* task, Reg
                                    (1u << static_cast<int>(RuntimeEvent::kJoinWaitRemoved)) |
                                    (1u << static_cast<int>(RuntimeEvent::kJoinCompleted)) |
                                    (1u << static_cast<int>(RuntimeEvent::kCancelAfterCompletion));
-  if (!recording_ && ((kAccessOnly >> static_cast<int>(event)) & 1u) != 0) return;
+  if (((kAccessOnly >> static_cast<int>(event)) & 1u) != 0 && !recording_) return;
   // The most frequent event of a region (four per open+close) on a path of its own: the big
   // switch's prologue (its frame holds the oracles' message temporaries) costs more than it.
-  if (event == RuntimeEvent::kRegionStateChanged) {
-    on_region_state_changed(*region);
-    return;
+  // The region lifecycle's events (what an open+close reports) go to small handlers too.
+  switch (event) {
+    case RuntimeEvent::kRegionStateChanged:
+      on_region_state_changed(*region);
+      return;
+    case RuntimeEvent::kRegionOpened:
+      on_region_opened(task, *region);
+      return;
+    case RuntimeEvent::kRegionClosed:
+      on_region_closed(*region);
+      return;
+    // A region cancel reports both for each of its tasks: without trace or steps they only
+    // update cancel_seen_.
+    case RuntimeEvent::kCancelRequested:
+      if (!tracing_ && !recording_) {
+        note_cancel_requested(task->id.index());
+        return;
+      }
+      break;
+    case RuntimeEvent::kCancelAcknowledged:
+      if (!tracing_) {
+        const uint32_t index = task->id.index();
+        if (index < cancel_seen_.size() && cancel_seen_[index] != kNotRequested) [[likely]] {
+          cancel_seen_[index] = kAcknowledged;
+          return;
+        }
+      }
+      break;  // (observe_event reports the violation)
+    default:
+      break;
   }
   observe_event(event, task, region);
 }
 
+void LabRuntime::grow_cancel_seen(uint32_t index) {
+  // Requests arrive in index order when a region is cancelled: grow ahead (doubling).
+  cancel_seen_.resize(std::max<size_t>(index + 1, 2 * cancel_seen_.size()), kNotRequested);
+}
+
+void LabRuntime::on_region_opened(TaskRecord* task, Region& region) {
+  const uint32_t index = region.id().index();
+  const uint32_t parent = region.parent() != nullptr ? region.parent()->id().index() : 0;
+  RegionInfo& info = region_info_at(index);
+  info.known = true;
+  info.parent = parent;
+  if (bookkeeping_) {
+    uint32_t creator_lid = kNoLid;
+    uint32_t ordinal;
+    if (task != nullptr) {
+      TaskInfo& creator = info_of(*task);
+      creator_lid = creator.lid;
+      ordinal = creator.regions++;
+    } else {
+      ordinal = external_regions_++;
+    }
+    info.rlid = ids_->region(creator_lid, ordinal);
+    info.creator_lid = creator_lid;
+  }
+  if (tracing_) {
+    trace_.name_region(index, region.name());
+    trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
+  }
+}
+
+void LabRuntime::on_region_closed(Region& region) {
+  RegionInfo& info = info_of(region);
+  // (Gated on bookkeeping_, not on recording or tracing: info_of(*parent) may be the parent's
+  // first sight, which numbers it.)
+  if (bookkeeping_) {
+    access(object_key(ObjectType::kRegionQuiescence, info.rlid), AccessKind::kAcquire);
+    if (Region* parent = region.parent()) {
+      access(object_key(ObjectType::kRegionQuiescence, info_of(*parent).rlid),
+             AccessKind::kRelease);
+    }
+    trace(TraceKind::kRegionClosed, current_index(), region.id().index());
+  }
+  if (options_.oracles) check_region_closed(region, info);
+}
+
 void LabRuntime::on_region_state_changed(Region& region) {
+  // The common case, without a call (so without the frame the full version needs): a region
+  // seen before moves forward, and nothing but the oracle consumes the transition.
+  const uint32_t index = region.id().index();
+  const RegionState state = region.state();
+  if (index < regions_.size() && !recording_ && !tracing_) [[likely]] {
+    RegionInfo& info = regions_[index];
+    if (info.known && (!options_.oracles || state >= info.last_state)) [[likely]] {
+      info.last_state = state;
+      return;
+    }
+  }
+  record_region_state_changed(region);
+}
+
+void LabRuntime::record_region_state_changed(Region& region) {
   RegionInfo& info = info_of(region);
   const RegionState state = region.state();
   if (options_.oracles && state < info.last_state) [[unlikely]] {
     record_state_regression(region, info.last_state, state);
   }
   info.last_state = state;
+  if (!recording_ && !tracing_) return;  // nothing else consumes the transition
   // Finalizing begins once the close wait passed: everything after it depends on the
   // completions that made the region quiescent.
   if (state == RegionState::kFinalizing) {
@@ -623,31 +781,9 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
         access(object_key(ObjectType::kRegionState, info_of(*region).rlid), AccessKind::kRead);
       }
       break;
-    case RuntimeEvent::kRegionOpened: {
-      const uint32_t index = region->id().index();
-      const uint32_t parent = region->parent() != nullptr ? region->parent()->id().index() : 0;
-      RegionInfo& info = region_info_at(index);
-      info.known = true;
-      info.parent = parent;
-      if (bookkeeping_) {
-        uint32_t creator_lid = kNoLid;
-        uint32_t ordinal;
-        if (task != nullptr) {
-          TaskInfo& creator = info_of(*task);
-          creator_lid = creator.lid;
-          ordinal = creator.regions++;
-        } else {
-          ordinal = external_regions_++;
-        }
-        info.rlid = ids_->region(creator_lid, ordinal);
-        info.creator_lid = creator_lid;
-      }
-      if (tracing_) {
-        trace_.name_region(index, region->name());
-        trace(TraceKind::kRegionOpened, task != nullptr ? task->id.index() : 0, index);
-      }
+    case RuntimeEvent::kRegionOpened:
+      on_region_opened(task, *region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kRegionStateChanged:
       on_region_state_changed(*region);  // (handled before the switch; kept for completeness)
       break;
@@ -668,27 +804,20 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kRead);
       break;
     }
-    case RuntimeEvent::kRegionClosed: {
-      const uint32_t rlid = info_of(*region).rlid;
-      access(object_key(ObjectType::kRegionQuiescence, rlid), AccessKind::kAcquire);
-      if (Region* parent = region->parent()) {
-        access(object_key(ObjectType::kRegionQuiescence, info_of(*parent).rlid),
-               AccessKind::kRelease);
-      }
-      trace(TraceKind::kRegionClosed, current_index(), region->id().index());
-      if (options_.oracles) check_region_closed(*region, info_of(*region));
+    case RuntimeEvent::kRegionClosed:
+      on_region_closed(*region);  // (handled before the switch; kept for completeness)
       break;
-    }
     case RuntimeEvent::kCancelRequested: {
-      CancelKind kind;
-      {
-        std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
-        kind = task->cancel.reason().kind();
-      }
       const uint32_t index = task->id.index();
-      if (cancel_seen_.size() <= index) cancel_seen_.resize(index + 1);
-      cancel_seen_[index] = true;
-      trace(TraceKind::kCancelRequested, current_index(), index, static_cast<uint8_t>(kind));
+      note_cancel_requested(index);
+      if (tracing_) {
+        CancelKind kind;
+        {
+          std::lock_guard<asupersync::internal::SpinLock> guard(task->lock);
+          kind = task->cancel.reason().kind();
+        }
+        trace(TraceKind::kCancelRequested, current_index(), index, static_cast<uint8_t>(kind));
+      }
       if (!recording_) break;
       const uint32_t lid = info_of(*task).lid;
       // A task not scheduled yet (spawned into a cancelled region) cannot run before its spawn.
@@ -721,11 +850,15 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
     }
     case RuntimeEvent::kCancelAcknowledged: {
       const uint32_t index = task->id.index();
-      if (options_.oracles && (index >= cancel_seen_.size() || !cancel_seen_[index])) {
-        record_violation(
-            "cancel_protocol",
-            absl::StrCat("task '", task->name, "' acknowledged a cancel that was never requested"));
+      if (index >= cancel_seen_.size() || cancel_seen_[index] == kNotRequested) {
+        if (options_.oracles) {
+          record_violation("cancel_protocol",
+                           absl::StrCat("task '", task->name,
+                                        "' acknowledged a cancel that was never requested"));
+        }
+        if (cancel_seen_.size() <= index) cancel_seen_.resize(index + 1, kNotRequested);
       }
+      cancel_seen_[index] = kAcknowledged;
       if (!tracing_) break;
       TaskInfo& info = info_of(*task);
       if (!info.acknowledge_traced) {
@@ -896,7 +1029,7 @@ TaskRecord* LabRuntime::pick() {
 
 bool LabRuntime::advance_time() {
   int64_t next = std::numeric_limits<int64_t>::max();
-  if (!timers_.empty()) next = timers_.begin()->first.first;
+  if (!timers_.empty()) next = timers_.top().due;
   if (!delayed_tasks_.empty()) next = std::min(next, delayed_tasks_.begin()->first.first);
   if (timers_.empty() && delayed_tasks_.empty()) return false;
   if (next > now_.nanoseconds()) now_ = Time::FromNanoseconds(next);
@@ -905,10 +1038,8 @@ bool LabRuntime::advance_time() {
   access(object_key(ObjectType::kClock, 0), AccessKind::kWrite);
   trace(TraceKind::kTimeAdvance, 0, 0, 0, now_.nanoseconds());
   // Fire everything due now, in deadline-then-registration order.
-  while (!timers_.empty() && timers_.begin()->first.first <= now_.nanoseconds()) {
-    TimerNode* node = timers_.begin()->second;
-    delayed_timer_due_.erase(timers_.begin()->first.second);
-    timers_.erase(timers_.begin());
+  while (!timers_.empty() && timers_.top().due <= now_.nanoseconds()) {
+    TimerNode* node = timers_.pop();
     node->registered = false;
     node->fire();
   }
@@ -996,68 +1127,118 @@ void LabRuntime::inject_stale_wake() {
   }
 }
 
-void LabRuntime::drive(TaskRecord& driver) {
-  driver_ = &driver;
-  hard_step_limit_ = options_.max_steps + std::max<uint64_t>(100'000, options_.max_steps);
+inline TaskRecord* LabRuntime::pick_plain() {
+  internal::TaskQueue& ready = lanes_[static_cast<int>(Lane::kReady)];
+  if (!options_.randomize && cancel_queued_ == 0 && lanes_[static_cast<int>(Lane::kTimed)].empty())
+      [[likely]] {
+    if (ready.empty()) return nullptr;
+    dispatch_lane_ = Lane::kReady;
+    return ready.pop_front();
+  }
+  return pick_plain_other();
+}
+
+TaskRecord* LabRuntime::pick_plain_other() {
+  if (options_.randomize) return pick();
+  // FIFO: the front of the highest non-empty lane (the choice pick() makes, without its
+  // candidate list).
+  if (cancel_queued_ > 0) {
+    for (CancelBucket& bucket : cancel_buckets_) {
+      if (bucket.tasks.empty()) continue;
+      --cancel_queued_;
+      dispatch_lane_ = Lane::kCancel;
+      return bucket.tasks.pop_front();
+    }
+    asupersync::internal::invariant_violated("lab: cancel lane count without a queued task");
+  }
+  dispatch_lane_ = Lane::kTimed;  // (the ready-lane case is pick_plain's)
+  return lanes_[static_cast<int>(Lane::kTimed)].pop_front();
+}
+
+void LabRuntime::on_step_limit() {
+  if (!report_.livelock) {
+    // Livelock: report, then cancel everything and let the tree drain (escalation destroys
+    // tasks that keep ignoring the request).
+    report_.livelock = true;
+    root_->cancel(
+        CancelReason(CancelKind::kShutdown, root_->id(), std::nullopt, now_,
+                     absl::StrCat("lab: livelock: more than ", options_.max_steps, " steps")),
+        Budget::Infinite());
+  }
+  if (report_.steps > hard_step_limit_) {
+    std::fprintf(stderr, "lab: livelock that cannot be torn down: more than %llu steps\n",
+                 static_cast<unsigned long long>(hard_step_limit_));
+    std::abort();
+  }
+}
+
+template <bool kPlain>
+void LabRuntime::drive_loop(TaskRecord& driver) {
   while (true) {
-    if (options_.faults.stale_wakes) inject_stale_wake();
-    if (TaskRecord* task = pick()) {
+    if (!kPlain && options_.faults.stale_wakes) inject_stale_wake();
+    if (TaskRecord* task = kPlain ? pick_plain() : pick()) {
       const uint32_t index = task->id.index();
-      if (recording_) {
-        finish_record();
-        steps_.emplace_back();
-        open_record_ = static_cast<int64_t>(steps_.size()) - 1;
-        internal::StepRecord& record = steps_.back();
-        TaskInfo& info = info_of(*task);
-        record.lid = info.lid;
-        record.enabled = pending_enabled_;
-        record.chosen = pending_chosen_;
-        if (info.pending_enabler >= 0) {
-          record.enablers.push_back(static_cast<uint32_t>(info.pending_enabler));
-        }
-        record.accesses.push_back(
-            internal::Access{object_key(ObjectType::kTaskCancel, info.lid), AccessKind::kRead});
-        record.accesses.push_back(
-            internal::Access{object_key(ObjectType::kClock, 0), AccessKind::kRead});
-      }
-      if (bookkeeping_) {
-        TaskInfo& info = info_of(*task);
-        info.pending_enabler = -1;
-        ++info.dispatches;
-      }
-      current_ = task;
-      task->queued = false;
-      if (tracing_) {
-        trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
-      } else {
+      if constexpr (kPlain) {
+        current_ = task;
+        task->queued = false;
         mix_schedule_hash(index, dispatch_lane_);
+        asupersync::internal::run_task(*task);
+        current_ = nullptr;
+      } else {
+        if (recording_) {
+          finish_record();
+          steps_.emplace_back();
+          open_record_ = static_cast<int64_t>(steps_.size()) - 1;
+          internal::StepRecord& record = steps_.back();
+          TaskInfo& info = info_of(*task);
+          record.lid = info.lid;
+          record.enabled = pending_enabled_;
+          record.chosen = pending_chosen_;
+          if (info.pending_enabler >= 0) {
+            record.enablers.push_back(static_cast<uint32_t>(info.pending_enabler));
+          }
+          record.accesses.push_back(
+              internal::Access{object_key(ObjectType::kTaskCancel, info.lid), AccessKind::kRead});
+          record.accesses.push_back(
+              internal::Access{object_key(ObjectType::kClock, 0), AccessKind::kRead});
+        }
+        if (bookkeeping_) {
+          TaskInfo& info = info_of(*task);
+          info.pending_enabler = -1;
+          ++info.dispatches;
+        }
+        current_ = task;
+        task->queued = false;
+        if (tracing_) {
+          trace(TraceKind::kDispatch, index, 0, static_cast<uint8_t>(dispatch_lane_));
+        } else {
+          mix_schedule_hash(index, dispatch_lane_);
+        }
+        if (faults_) inject_before_dispatch(*task, info_of(*task));
+        const bool completed = asupersync::internal::run_task(*task);
+        if (!completed) trace(TraceKind::kSuspend, index);
+        current_ = nullptr;
+        finish_record();
       }
-      if (faults_) inject_before_dispatch(*task, info_of(*task));
-      const bool completed = asupersync::internal::run_task(*task);
-      if (!completed) trace(TraceKind::kSuspend, index);
-      current_ = nullptr;
-      finish_record();
       task->release();
-      ++report_.steps;
-      if (report_.steps > options_.max_steps && !report_.livelock) {
-        // Livelock: report, then cancel everything and let the tree drain (escalation destroys
-        // tasks that keep ignoring the request).
-        report_.livelock = true;
-        root_->cancel(
-            CancelReason(CancelKind::kShutdown, root_->id(), std::nullopt, now_,
-                         absl::StrCat("lab: livelock: more than ", options_.max_steps, " steps")),
-            Budget::Infinite());
-      }
-      if (report_.steps > hard_step_limit_) {
-        std::fprintf(stderr, "lab: livelock that cannot be torn down: more than %llu steps\n",
-                     static_cast<unsigned long long>(hard_step_limit_));
-        std::abort();
+      if (++report_.steps > options_.max_steps) [[unlikely]] {
+        on_step_limit();
       }
       continue;
     }
     if (advance_time()) continue;
     if (driver.completed()) break;
     tear_down_deadlock();
+  }
+}
+
+void LabRuntime::drive(TaskRecord& driver) {
+  driver_ = &driver;
+  hard_step_limit_ = options_.max_steps + std::max<uint64_t>(100'000, options_.max_steps);
+  if (plain_) {
+    drive_loop<true>(driver);
+  } else {
+    drive_loop<false>(driver);
   }
   finish_record();
   report_.end_time = now_;

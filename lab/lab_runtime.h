@@ -286,8 +286,9 @@ class TaskQueue {
   size_t size() const { return size_; }
   TaskRecord* operator[](size_t index) const { return slots_[(head_ + index) & mask_]; }
   void push_back(TaskRecord* task) {
-    if (size_ == slots_.size()) [[unlikely]] {
-      grow();
+    if (size_ == capacity_) [[unlikely]] {
+      grow_and_push_back(task);  // a tail call: the fast path keeps nothing live across it
+      return;
     }
     slots_[(head_ + size_) & mask_] = task;
     ++size_;
@@ -306,11 +307,50 @@ class TaskQueue {
   size_t find(const TaskRecord* task) const;
 
  private:
+  // Doubles the capacity (64 at first), copying the queue in two contiguous runs.
   void grow();
-  std::vector<TaskRecord*> slots_;  // capacity: 0 or a power of two
+  [[gnu::noinline]] void grow_and_push_back(TaskRecord* task);
+  // Uninitialized past the queued tasks: a growth copies what is queued and nothing else.
+  std::unique_ptr<TaskRecord*[]> slots_;
+  size_t capacity_ = 0;  // 0 or a power of two
   size_t mask_ = 0;
   size_t head_ = 0;
   size_t size_ = 0;
+};
+
+// The pending timers, earliest (due, registration) first: a binary min-heap over one flat array.
+// A registered node's executor_slot is its position in the heap, so removing it (a sleep that
+// was cancelled or woken early) needs no search, and neither adding nor removing allocates once
+// the array has grown (a std::map allocates a tree node per timer). Keys are unique
+// (registration numbers never repeat), so the firing order is the same as a sorted map's.
+// Thread-safety: none; owned and used by one LabRuntime on its thread. Lifetime: a node stays
+// registered (and must stay alive) until popped or removed.
+class TimerHeap {
+ public:
+  struct Entry {
+    int64_t due;
+    uint64_t sequence;  // registration order, breaks ties between equal dues
+    TimerNode* node;
+  };
+  bool empty() const { return entries_.empty(); }
+  const Entry& top() const { return entries_.front(); }
+  void push(int64_t due, uint64_t sequence, TimerNode* node);
+  // Removes the entry of `node` (which must be in this heap).
+  void remove(TimerNode& node);
+  // Removes and returns the earliest entry's node.
+  TimerNode* pop();
+
+ private:
+  static bool before(const Entry& a, const Entry& b) {
+    return a.due != b.due ? a.due < b.due : a.sequence < b.sequence;
+  }
+  void place(size_t position, const Entry& entry) {
+    entries_[position] = entry;
+    entry.node->executor_slot = position;
+  }
+  void sift_up(size_t position, Entry entry);
+  void sift_down(size_t position, Entry entry);
+  std::vector<Entry> entries_;
 };
 
 // Chooses the next task at each choice point (random, PCT, DPOR, replay: lab/explore.cc).
@@ -429,7 +469,16 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // Dispatches until `driver` finished and nothing is runnable or timed; on a deadlock fills
   // the report and destroys the blocked tasks.
   void drive(asupersync::internal::TaskRecord& driver);
+  // drive's loop; kPlain: the runtime records nothing per dispatch (see plain_).
+  template <bool kPlain>
+  void drive_loop(asupersync::internal::TaskRecord& driver);
   asupersync::internal::TaskRecord* pick();
+  // pick() of a plain runtime: with FIFO order and only the ready lane holding work (the common
+  // case), the front of the ready lane without pick()'s lane scan; otherwise pick_plain_other.
+  asupersync::internal::TaskRecord* pick_plain();
+  [[gnu::noinline]] asupersync::internal::TaskRecord* pick_plain_other();
+  // A dispatch went past options_.max_steps: the livelock report and teardown, or the abort.
+  [[gnu::noinline, gnu::cold]] void on_step_limit();
   void collect_candidates();
   asupersync::internal::TaskRecord* take_candidate(size_t index);
   bool advance_time();
@@ -501,8 +550,11 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   }
   void close_record();
   void on_region_state_changed(Region& region);
+  [[gnu::noinline]] void record_region_state_changed(Region& region);
   [[gnu::noinline, gnu::cold]] void record_state_regression(const Region& region, RegionState from,
                                                             RegionState to);
+  void on_region_opened(asupersync::internal::TaskRecord* task, Region& region);
+  void on_region_closed(Region& region);
   // observe_runtime_event past its filter.
   void observe_event(RuntimeEvent event, asupersync::internal::TaskRecord* task, Region* region);
 
@@ -519,8 +571,29 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // A repeated request can raise the cleanup priority of a task already in the cancel lane:
   // move it to its new bucket, at its place by arrival.
   void rebucket_cancel(asupersync::internal::TaskRecord& task);
-  internal::TaskQueue& cancel_bucket(uint8_t priority);
-  void enqueue(asupersync::internal::TaskRecord& task, Lane lane);
+  internal::TaskQueue& cancel_bucket(uint8_t priority) {
+    // Most runs use one cleanup priority: its bucket is the first.
+    if (!cancel_buckets_.empty() && cancel_buckets_.front().priority == priority) [[likely]] {
+      return cancel_buckets_.front().tasks;
+    }
+    return find_cancel_bucket(priority);
+  }
+  // The bucket of `priority`, inserted at its place if there is none yet.
+  internal::TaskQueue& find_cancel_bucket(uint8_t priority);
+  // schedule() past its fast path.
+  [[gnu::noinline]] void schedule_other(asupersync::internal::TaskRecord& task, Lane lane);
+  // on_task_finished's parts for bookkeeping runs (TaskInfo, trace, DPOR accesses) and for the
+  // cancel-protocol oracle (a task that acknowledged a cancel must finish Cancelled).
+  [[gnu::noinline]] void record_task_finished(asupersync::internal::TaskRecord& task);
+  [[gnu::noinline]] void check_cancelled_outcome(asupersync::internal::TaskRecord& task);
+  void enqueue(asupersync::internal::TaskRecord& task, Lane lane) {
+    task.queued_lane = lane;
+    if (lane == Lane::kCancel) [[unlikely]] {
+      push_cancel(task);
+    } else {
+      lanes_[static_cast<int>(lane)].push_back(&task);
+    }
+  }
 
   LabOptions options_;
   // What this runtime records (fixed by the options; see the file comment).
@@ -529,9 +602,22 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   // too): tracing, exploration, DPOR steps and faults need them.
   bool bookkeeping_;
   bool faults_;  // options_.faults.any()
+  // No bookkeeping and strict lanes: a dispatch only picks, mixes the schedule hash and runs
+  // the task (drive_loop<true>); no trace, step record, TaskInfo or fault check on the way.
+  bool plain_;
   uint64_t schedule_hash_ = 0;
-  // By task index: the task got a cancel request (oracle cancel_protocol).
-  std::vector<bool> cancel_seen_;
+  // By task index: the task got a cancel request (kCancelRequested) and has acknowledged one
+  // (kCancelAcknowledged), for the cancel_protocol oracle. Grown geometrically (requests
+  // arrive in index order when a region is cancelled).
+  enum CancelSeen : uint8_t { kNotRequested = 0, kRequested = 1, kAcknowledged = 2 };
+  std::vector<uint8_t> cancel_seen_;
+  void note_cancel_requested(uint32_t index) {
+    if (cancel_seen_.size() <= index) [[unlikely]] {
+      grow_cancel_seen(index);
+    }
+    if (cancel_seen_[index] == kNotRequested) cancel_seen_[index] = kRequested;
+  }
+  [[gnu::noinline]] void grow_cancel_seen(uint32_t index);
   uint64_t rng_state_;
   uint64_t entropy_state_;
   uint64_t fault_state_;
@@ -541,8 +627,7 @@ class LabRuntime final : public Executor, private asupersync::internal::ObjectOb
   std::vector<CancelBucket> cancel_buckets_;  // by priority, descending; empty ones are kept
   size_t cancel_queued_ = 0;
   uint64_t cancel_arrivals_ = 0;
-  std::map<std::pair<int64_t, uint64_t>, TimerNode*> timers_;
-  std::map<uint64_t, int64_t> delayed_timer_due_;  // timer slot -> due, for delayed timers
+  internal::TimerHeap timers_;
   uint64_t timer_sequence_ = 0;
   // Dispatches postponed by fault injection: (due, sequence) -> task (holding its queue ref).
   std::map<std::pair<int64_t, uint64_t>, asupersync::internal::TaskRecord*> delayed_tasks_;
