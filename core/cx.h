@@ -278,7 +278,7 @@ class Cx {
   // returns (a coroutine lambda or function object; core/README.md); a callable that returns
   // another function's coroutine works too, with its frame allocated apart.
   template <typename F>
-  auto spawn(std::string_view name, F fn, SpawnOptions options = {},
+  auto spawn(std::string_view name, F fn, const SpawnOptions& options = {},
              SourceSite site = SourceSite::current())
       -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>>;
 
@@ -423,7 +423,7 @@ class CxView {
 
   template <typename F>
   requires(allows(Capability::kSpawn)) auto spawn(std::string_view name, F fn,
-                                                  SpawnOptions options = {},
+                                                  const SpawnOptions& options = {},
                                                   SourceSite site = SourceSite::current()) {
     return cx_.spawn(name, std::move(fn), options, site);
   }
@@ -680,7 +680,7 @@ void TaskHandle<T>::cancel(std::string message, Budget cleanup, CancelKind kind)
 }
 
 template <typename F>
-auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite site)
+auto Cx::spawn(std::string_view name, F fn, const SpawnOptions& options, SourceSite site)
     -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>> {
   using TaskType = std::invoke_result_t<F&, Cx&>;
   static_assert(internal::IsTask<TaskType>::value,
