@@ -591,7 +591,9 @@ class TaskHandle {
       return false;
     }
     Outcome<T> await_resume() {
-      // The common case inline: a valid handle, not cancelled, the outcome not taken yet.
+      // The common case inline: a valid handle, not cancelled, the outcome not taken yet. The
+      // lab orders this join against the target's completion and other joins (a join that found
+      // the target finished never parked, so no wake tells the lab about it).
       if (target_ != nullptr && !cancelled_ && early_.ok() && !target_->outcome_taken) [[likely]] {
         target_->executor->on_runtime_event(RuntimeEvent::kJoinCompleted, target_, nullptr);
         target_->outcome_taken = true;
@@ -611,8 +613,6 @@ class TaskHandle {
       if (target_ == nullptr) {
         return Outcome<T>::Err(absl::FailedPreconditionError("join on an invalid TaskHandle"));
       }
-      // The lab orders this join against the target's completion and other joins (a join that
-      // found the target finished never parked, so no wake tells the lab about it).
       target_->executor->on_runtime_event(RuntimeEvent::kJoinCompleted, target_, nullptr);
       if (cancelled_ || !early_.ok()) {
         absl::Status status = cancelled_ ? cx_->poll_cancel() : early_;
