@@ -182,14 +182,19 @@ absl::Status precheck_spawn(Cx& parent) {
   return absl::OkStatus();
 }
 
-absl::Status register_spawned(Cx& parent, TaskRecord& child) {
+bool region_open(const Region& region) { return region.state() == RegionState::kOpen; }
+
+bool register_spawned(Cx& parent, TaskRecord& child, absl::Status& refusal) {
   Region& region = parent.region();
   child.id = TaskId(region.executor().allocate_task_index(), 1);
   child.region = &region;
   child.executor = &region.executor();
-  if (absl::Status admitted = region.admit_task(&child); !admitted.ok()) return admitted;
+  if (absl::Status admitted = region.admit_task(&child); !admitted.ok()) [[unlikely]] {
+    refusal = std::move(admitted);
+    return false;
+  }
   schedule_new(child);
-  return absl::OkStatus();
+  return true;
 }
 
 void cancel_task_from_handle(TaskRecord& task, std::string message, Budget cleanup,

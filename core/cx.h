@@ -165,7 +165,6 @@ class TypedTaskRecord : public TaskRecord {
   void set_cancelled_outcome(const CancelReason& reason) override {
     outcome.emplace(Outcome<T>::Cancelled(reason));
   }
-  bool outcome_ok() const override { return outcome.ok(); }
 
   // First, so that it fits in the tail padding of TaskRecord.
   bool outcome_taken = false;
@@ -197,9 +196,12 @@ Outcome<T> outcome_from_value(T&& value) {
 
 // A cheap early refusal (capability, region no longer Open) before anything is allocated.
 absl::Status precheck_spawn(Cx& parent);
+// True when `region` is Open (spawn's fast path; precheck_spawn gives the refusal otherwise).
+bool region_open(const Region& region);
 // Admits `child` into the region and schedules it, atomically with the region's admission
-// checks (SPEC 3.2, 3.7); on refusal nothing was registered.
-absl::Status register_spawned(Cx& parent, TaskRecord& child);
+// checks (SPEC 3.2, 3.7). On refusal returns false with the reason in `refusal`, and nothing
+// was registered (a bool, so that the common path destroys no Status).
+bool register_spawned(Cx& parent, TaskRecord& child, absl::Status& refusal);
 
 template <typename F, typename T>
 class SpawnedTask;
@@ -276,7 +278,7 @@ class Cx {
   // returns (a coroutine lambda or function object; core/README.md); a callable that returns
   // another function's coroutine works too, with its frame allocated apart.
   template <typename F>
-  auto spawn(std::string_view name, F fn, SpawnOptions options = {},
+  auto spawn(std::string_view name, F fn, const SpawnOptions& options = {},
              SourceSite site = SourceSite::current())
       -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>>;
 
@@ -421,7 +423,7 @@ class CxView {
 
   template <typename F>
   requires(allows(Capability::kSpawn)) auto spawn(std::string_view name, F fn,
-                                                  SpawnOptions options = {},
+                                                  const SpawnOptions& options = {},
                                                   SourceSite site = SourceSite::current()) {
     return cx_.spawn(name, std::move(fn), options, site);
   }
@@ -457,7 +459,7 @@ class SpawnedTask final : public TypedTaskRecord<T> {
   // allocated apart.
   static constexpr std::size_t kMaxBlockSize = std::size_t{0xffff} * 16;
 
-  void capture_outcome() override {
+  bool capture_outcome() override {
     auto handle = std::coroutine_handle<TaskPromise<T>>::from_address(this->root.address());
     TaskPromise<T>& promise = handle.promise();
     if (promise.exception) {
@@ -479,7 +481,7 @@ class SpawnedTask final : public TypedTaskRecord<T> {
     // SPEC 4.6: finishing after a delivered request is recorded as Cancelled. Only a requested
     // cancel can have been acknowledged, and the flag is set (never cleared) before the request
     // is visible, so a task never cancelled skips the lock.
-    if (!this->cancel_requested.load(std::memory_order_acquire)) return;
+    if (!this->cancel_requested.load(std::memory_order_acquire)) return this->outcome.ok();
     std::optional<CancelReason> acknowledged;
     {
       std::lock_guard<internal::SpinLock> guard(this->lock);
@@ -488,6 +490,7 @@ class SpawnedTask final : public TypedTaskRecord<T> {
     if (acknowledged.has_value() && (this->outcome.ok() || this->outcome.is_err())) {
       this->outcome.emplace(Outcome<T>::Cancelled(*acknowledged));
     }
+    return this->outcome.ok();
   }
 
   [[no_unique_address]] F fn;
@@ -588,11 +591,28 @@ class TaskHandle {
       return false;
     }
     Outcome<T> await_resume() {
+      // The common case inline: a valid handle, not cancelled, the outcome not taken yet. The
+      // lab orders this join against the target's completion and other joins (a join that found
+      // the target finished never parked, so no wake tells the lab about it).
+      if (target_ != nullptr && !cancelled_ && early_.ok() && !target_->outcome_taken) [[likely]] {
+        target_->executor->on_runtime_event(RuntimeEvent::kJoinCompleted, target_, nullptr);
+        target_->outcome_taken = true;
+        return target_->outcome.take();
+      }
+      return resume_otherwise();
+    }
+    void interrupt() override {
+      unlink_from_target();
+      cancelled_ = true;
+    }
+
+   private:
+    // await_resume's other cases (invalid handle, cancelled, outcome taken): out of line, so the
+    // common path builds no strings.
+    [[gnu::noinline]] Outcome<T> resume_otherwise() {
       if (target_ == nullptr) {
         return Outcome<T>::Err(absl::FailedPreconditionError("join on an invalid TaskHandle"));
       }
-      // The lab orders this join against the target's completion and other joins (a join that
-      // found the target finished never parked, so no wake tells the lab about it).
       target_->executor->on_runtime_event(RuntimeEvent::kJoinCompleted, target_, nullptr);
       if (cancelled_ || !early_.ok()) {
         absl::Status status = cancelled_ ? cx_->poll_cancel() : early_;
@@ -606,12 +626,7 @@ class TaskHandle {
       target_->outcome_taken = true;
       return target_->outcome.take();
     }
-    void interrupt() override {
-      unlink_from_target();
-      cancelled_ = true;
-    }
 
-   private:
     void unlink_from_target() {
       // A join that found the target finished never linked: no lock to take.
       if (target_ == nullptr || !may_be_linked_) return;
@@ -665,13 +680,16 @@ void TaskHandle<T>::cancel(std::string message, Budget cleanup, CancelKind kind)
 }
 
 template <typename F>
-auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite site)
+auto Cx::spawn(std::string_view name, F fn, const SpawnOptions& options, SourceSite site)
     -> absl::StatusOr<TaskHandle<typename std::invoke_result_t<F&, Cx&>::value_type>> {
   using TaskType = std::invoke_result_t<F&, Cx&>;
   static_assert(internal::IsTask<TaskType>::value,
                 "cx.spawn: the callable must take Cx& and return Task<T>");
   using T = typename TaskType::value_type;
-  if (absl::Status admitted = internal::precheck_spawn(*this); !admitted.ok()) return admitted;
+  // The common case (allowed, region Open) builds no Status.
+  if (!caps_.has(Capability::kSpawn) || !internal::region_open(*region_)) [[unlikely]] {
+    if (absl::Status refused = internal::precheck_spawn(*this); !refused.ok()) return refused;
+  }
   // One allocation: the record, with the root frame's area after it (see SpawnedTask).
   using Record = internal::SpawnedTask<F, T>;
   static_assert(alignof(Record) <= 16, "cx.spawn: over-aligned callables are not supported");
@@ -731,12 +749,13 @@ auto Cx::spawn(std::string_view name, F fn, SpawnOptions options, SourceSite sit
   // yet, so both references are counted with a plain store.
   record->refs.store(2, std::memory_order_relaxed);
   TaskHandle<T> handle(record, internal::AdoptReference{});
-  if (absl::Status admitted = internal::register_spawned(*this, *record); !admitted.ok()) {
+  absl::Status refusal;
+  if (!internal::register_spawned(*this, *record, refusal)) [[unlikely]] {
     // Refused (the region closed meanwhile, or its limit): the frame never ran.
     internal::destroy_root_frame(*record);
     handle = TaskHandle<T>();
     record->release();  // the region's reference, never handed over: frees the record
-    return admitted;
+    return refusal;
   }
   return handle;
 }

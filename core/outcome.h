@@ -132,6 +132,12 @@ concept Streamable = requires(std::ostream& os, const T& v) {
   std::abort();
 }
 
+// Out of line and cold: the valueless check is on every inlined state test, and a call with no
+// arguments keeps those tests small enough to inline.
+[[noreturn, gnu::cold, gnu::noinline]] inline void ValuelessOutcome() {
+  InvariantViolated("kind()", "any", "valueless (an assignment threw)");
+}
+
 }  // namespace outcome_internal
 
 template <typename T>
@@ -169,15 +175,14 @@ class Outcome {
 
   // Always inlined: ok() and the other tests are on every task's completion path.
   [[gnu::always_inline]] OutcomeKind kind() const {
-    if (rep_.valueless_by_exception()) [[unlikely]] {
-      outcome_internal::InvariantViolated("kind()", "any", "valueless (an assignment threw)");
-    }
+    if (rep_.valueless_by_exception()) [[unlikely]]
+      outcome_internal::ValuelessOutcome();
     return static_cast<OutcomeKind>(rep_.index());
   }
-  bool ok() const { return kind() == OutcomeKind::kOk; }
-  bool is_err() const { return kind() == OutcomeKind::kErr; }
-  bool is_cancelled() const { return kind() == OutcomeKind::kCancelled; }
-  bool is_panicked() const { return kind() == OutcomeKind::kPanicked; }
+  [[gnu::always_inline]] bool ok() const { return kind() == OutcomeKind::kOk; }
+  [[gnu::always_inline]] bool is_err() const { return kind() == OutcomeKind::kErr; }
+  [[gnu::always_inline]] bool is_cancelled() const { return kind() == OutcomeKind::kCancelled; }
+  [[gnu::always_inline]] bool is_panicked() const { return kind() == OutcomeKind::kPanicked; }
 
   // The Ok value (nothing for Outcome<void>, which only checks). Aborts unless Ok.
   typename Traits::Ref value() & {

@@ -19,6 +19,12 @@ void report(Region& region, RuntimeEvent event, internal::TaskRecord* task = nul
   region.executor().on_runtime_event(event, task, &region);
 }
 
+// Out of line: on_task_finished then builds no strings on its common path.
+[[noreturn, gnu::cold, gnu::noinline]] void task_not_in_region(const internal::TaskRecord& task,
+                                                               const Region& region) {
+  invariant_violated("finished task '" + task.name + "' not in its region '" + region.name() + "'");
+}
+
 }  // namespace
 
 std::string_view region_state_name(RegionState state) {
@@ -147,13 +153,9 @@ size_t Region::live_task_count() const {
 absl::Status Region::admit_task(internal::TaskRecord* task) {
   report(*this, RuntimeEvent::kRegionStateRead);
   std::lock_guard<RegionMutex> lock(mutex_);
-  if (state() != RegionState::kOpen) {
-    return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
-                               std::string(region_state_name(state())));
-  }
-  if (options_.max_tasks && admitted_ >= *options_.max_tasks) {
-    return absl::ResourceExhaustedError("spawn into region '" + name_ + "' refused: it has " +
-                                        std::to_string(admitted_) + " live tasks (max_tasks)");
+  if (state() != RegionState::kOpen || (options_.max_tasks && admitted_ >= *options_.max_tasks))
+      [[unlikely]] {
+    return admission_refusal_locked();
   }
   if (task == nullptr) return absl::OkStatus();
   ++admitted_;
@@ -166,6 +168,15 @@ absl::Status Region::admit_task(internal::TaskRecord* task) {
   return absl::OkStatus();
 }
 
+[[gnu::cold, gnu::noinline]] absl::Status Region::admission_refusal_locked() const {
+  if (state() != RegionState::kOpen) {
+    return region_closed_error("spawn into region '" + name_ + "' refused: it is " +
+                               std::string(region_state_name(state())));
+  }
+  return absl::ResourceExhaustedError("spawn into region '" + name_ + "' refused: it has " +
+                                      std::to_string(admitted_) + " live tasks (max_tasks)");
+}
+
 void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome) {
   internal::WakeToken closer;
   {
@@ -175,36 +186,41 @@ void Region::on_task_finished(internal::TaskRecord& task, Outcome<void>* outcome
     } else if (tasks_head_ == &task) {
       tasks_head_ = task.region_next;
     } else {
-      invariant_violated("finished task '" + task.name + "' not in its region '" + name_ + "'");
+      task_not_in_region(task, *this);
     }
     if (task.region_next != nullptr) task.region_next->region_prev = task.region_prev;
     task.region_prev = task.region_next = nullptr;
     --live_tasks_;
     --admitted_;
     // An Ok outcome changes nothing: join(x, Ok) is x.
-    if (outcome != nullptr && !outcome->ok()) {
-      const bool failed = outcome->is_err() || outcome->is_panicked();
-      // Children cancelled by this region's own decision do not make it Cancelled (file
-      // comment).
-      const bool counts = !outcome->is_cancelled() || cancelled_externally_ || !cancel_requested();
-      // The common case of a cancelled region: each task's Cancelled carries the region's
-      // shared reason, and join would rebuild children_outcome_ with the reason it already has
-      // (strengthen keeps the first on a tie), so it is skipped.
-      const bool unchanged =
-          counts && children_outcome_.is_cancelled() && outcome->is_cancelled() &&
-          compare_strength(children_outcome_.cancel_reason(), outcome->cancel_reason()) >= 0;
-      if (counts && !unchanged) {
-        children_outcome_ = join(std::move(children_outcome_), std::move(*outcome));
-      }
-      if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
-        cancel_internal_locked(
-            CancelKind::kFailFast,
-            "task '" + task.name + "' failed; cancelling its siblings (FailFast)", lock);
-      }
+    if (outcome != nullptr && !outcome->ok()) [[unlikely]] {
+      record_task_failure_locked(task, *outcome, lock);
     }
     if (closer_ != nullptr) closer = take_closer_if_quiescent_locked();
   }
   std::move(closer).wake(Lane::kReady);
+}
+
+[[gnu::noinline]] void Region::record_task_failure_locked(internal::TaskRecord& task,
+                                                          Outcome<void>& outcome,
+                                                          std::unique_lock<RegionMutex>& lock) {
+  const bool failed = outcome.is_err() || outcome.is_panicked();
+  // Children cancelled by this region's own decision do not make it Cancelled (file comment).
+  const bool counts = !outcome.is_cancelled() || cancelled_externally_ || !cancel_requested();
+  // The common case of a cancelled region: each task's Cancelled carries the region's shared
+  // reason, and join would rebuild children_outcome_ with the reason it already has
+  // (strengthen keeps the first on a tie), so it is skipped.
+  const bool unchanged =
+      counts && children_outcome_.is_cancelled() && outcome.is_cancelled() &&
+      compare_strength(children_outcome_.cancel_reason(), outcome.cancel_reason()) >= 0;
+  if (counts && !unchanged) {
+    children_outcome_ = join(std::move(children_outcome_), std::move(outcome));
+  }
+  if (failed && options_.failure_policy == FailurePolicy::kFailFast) {
+    cancel_internal_locked(CancelKind::kFailFast,
+                           "task '" + task.name + "' failed; cancelling its siblings (FailFast)",
+                           lock);
+  }
 }
 
 absl::Status Region::add_finalizer(std::function<void()> sync_finalizer,

@@ -208,6 +208,11 @@ class Region {
   void cancel_internal_locked(CancelKind kind, std::string message,
                               std::unique_lock<RegionMutex>& lock);
   bool quiescent_locked() const;
+  // The slow paths of admit_task and on_task_finished, out of line so that the common paths
+  // (admitted; finished Ok) build no strings and stay small. Both require the lock.
+  absl::Status admission_refusal_locked() const;
+  void record_task_failure_locked(internal::TaskRecord& task, Outcome<void>& outcome,
+                                  std::unique_lock<RegionMutex>& lock);
   // Wakes the task waiting in wait_for_children once the region is quiescent.
   void maybe_wake_closer();
   internal::WakeToken take_closer_if_quiescent_locked();

@@ -37,11 +37,9 @@ WaitNode* claim_wait_locked(TaskRecord& task) {
   return wait;
 }
 
-void complete_task(TaskRecord& task) {
-  // The region's summary is taken before the outcome is published: once `state` says
-  // completed, a joiner on another thread may move the outcome out. An Ok outcome needs none.
-  std::optional<Outcome<void>> summary;
-  if (!task.outcome_ok()) summary.emplace(task.outcome_summary());
+// Publishes the completion: wakes the joiners, tells the executor and the region (with
+// `summary`, the outcome's summary, or null for Ok) and drops the region's reference.
+[[gnu::always_inline]] inline void publish_completion(TaskRecord& task, Outcome<void>* summary) {
   // Joiners are woken after the lock is released; each token keeps its task alive.
   WakeToken first_joiner;
   std::vector<WakeToken> more_joiners;
@@ -65,8 +63,24 @@ void complete_task(TaskRecord& task) {
   if (first_joiner) std::move(first_joiner).wake(Lane::kReady);
   for (WakeToken& joiner : more_joiners) std::move(joiner).wake(Lane::kReady);
   task.executor->on_task_finished(task);
-  task.region->on_task_finished(task, summary.has_value() ? &*summary : nullptr);
+  task.region->on_task_finished(task, summary);
   task.release();
+}
+
+[[gnu::noinline]] void complete_task_with_summary(TaskRecord& task) {
+  Outcome<void> summary = task.outcome_summary();
+  publish_completion(task, &summary);
+}
+
+// `outcome_ok`: the recorded outcome is Ok (the common case: the region needs no summary).
+void complete_task(TaskRecord& task, bool outcome_ok) {
+  // The region's summary is taken before the outcome is published: once `state` says
+  // completed, a joiner on another thread may move the outcome out.
+  if (!outcome_ok) [[unlikely]] {
+    complete_task_with_summary(task);
+    return;
+  }
+  publish_completion(task, nullptr);
 }
 
 }  // namespace
@@ -90,10 +104,8 @@ std::string_view task_state_name(TaskState state) {
   return "unknown";
 }
 
-void TaskRecord::release() {
-  const uint32_t previous = refs.fetch_sub(1, std::memory_order_acq_rel);
-  if (previous == 0) invariant_violated("TaskRecord released more often than referenced");
-  if (previous == 1) destroy_self();
+void TaskRecord::released_too_often() {
+  invariant_violated("TaskRecord released more often than referenced");
 }
 
 const CancelState& LazyCancelState::unrequested() {
@@ -206,8 +218,6 @@ void finish_interrupt(TaskRecord& task, WaitNode& claimed, uint8_t cleanup_prior
   }
   task.executor->schedule_cancel(task, cleanup_priority);
 }
-
-void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
 namespace {
 
@@ -406,9 +416,9 @@ bool run_task(TaskRecord& task) {
   ++task.polls;
   task.resume_point.resume();
   if (task.frame_finished) {
-    task.capture_outcome();
+    const bool outcome_ok = task.capture_outcome();
     destroy_root_frame(task);
-    complete_task(task);
+    complete_task(task, outcome_ok);
     return true;
   }
   task.state.store(TaskState::kSuspended, std::memory_order_release);
@@ -444,7 +454,7 @@ void escalate_destroy(TaskRecord& task) {
   destroy_root_frame(task);
   task.set_cancelled_outcome(reason);
   // If it is still queued, the queue's reference keeps the record alive and run_task skips it.
-  complete_task(task);
+  complete_task(task, /*outcome_ok=*/false);
 }
 
 }  // namespace asupersync::internal

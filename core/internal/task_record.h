@@ -208,18 +208,25 @@ class TaskRecord {
   TaskRecord(const TaskRecord&) = delete;
   TaskRecord& operator=(const TaskRecord&) = delete;
 
-  // Moves the finished root frame's result into the record's outcome slot.
-  virtual void capture_outcome() = 0;
+  // Moves the finished root frame's result into the record's outcome slot. Returns true when
+  // the recorded outcome is Ok (the common case, which the region needs no summary of).
+  virtual bool capture_outcome() = 0;
   // Records Cancelled(reason) as the outcome without a frame (escalation, SPEC 4.5).
   virtual void set_cancelled_outcome(const CancelReason& reason) = 0;
   // The outcome without its value, once completed.
   virtual Outcome<void> outcome_summary() const = 0;
-  // True when the recorded outcome is Ok (the common case, which needs no summary).
-  virtual bool outcome_ok() const = 0;
 
   void add_ref() { refs.fetch_add(1, std::memory_order_relaxed); }
-  // Frees the record when the last reference goes.
-  void release();
+  // Frees the record when the last reference goes. Inline: every task is released at least
+  // twice (its region's reference and its handle's).
+  void release() {
+    const uint32_t previous = refs.fetch_sub(1, std::memory_order_acq_rel);
+    if (previous == 1) {
+      destroy_self();
+    } else if (previous == 0) [[unlikely]] {
+      released_too_often();
+    }
+  }
 
   TaskState load_state() const { return state.load(std::memory_order_acquire); }
   bool completed() const { return load_state() == TaskState::kCompleted; }
@@ -291,6 +298,9 @@ class TaskRecord {
  protected:
   virtual ~TaskRecord() = default;
   virtual void destroy_self() = 0;
+
+ private:
+  [[noreturn, gnu::cold, gnu::noinline]] static void released_too_often();
 };
 
 // A task parked in join() on another (intrusive list in the target's record, guarded by the
@@ -326,7 +336,7 @@ bool cancel_deliverable(TaskRecord& task, Region* scope);
 std::optional<CancelReason> deliverable_cancel(TaskRecord& task, Region* scope);
 
 // Makes a new task runnable (spawn).
-void schedule_new(TaskRecord& task);
+inline void schedule_new(TaskRecord& task) { task.executor->schedule(task, Lane::kReady); }
 
 // Requests cancellation of one task (SPEC 4.1, 4.2): records the request, cancels the regions
 // whose body the task runs, interrupts its wait if deliverable, and moves it to the cancel lane.
