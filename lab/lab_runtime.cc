@@ -781,11 +781,11 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
         access(object_key(ObjectType::kRegionState, info_of(*region).rlid), AccessKind::kRead);
       }
       break;
+    // observe_runtime_event hands the region lifecycle to its own handlers and never passes
+    // these here; they are listed so that the switch stays exhaustive (-Wswitch).
     case RuntimeEvent::kRegionOpened:
-      on_region_opened(task, *region);  // (handled before the switch; kept for completeness)
-      break;
     case RuntimeEvent::kRegionStateChanged:
-      on_region_state_changed(*region);  // (handled before the switch; kept for completeness)
+    case RuntimeEvent::kRegionClosed:
       break;
     case RuntimeEvent::kRegionCancelled: {
       RegionInfo& info = info_of(*region);
@@ -804,9 +804,6 @@ void LabRuntime::observe_event(RuntimeEvent event, TaskRecord* task, Region* reg
       access(object_key(ObjectType::kRegionState, info.rlid), AccessKind::kRead);
       break;
     }
-    case RuntimeEvent::kRegionClosed:
-      on_region_closed(*region);  // (handled before the switch; kept for completeness)
-      break;
     case RuntimeEvent::kCancelRequested: {
       const uint32_t index = task->id.index();
       note_cancel_requested(index);
